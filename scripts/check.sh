@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The project's one test command (README "Run the tests"): lint, types, layers, tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export QT_QPA_PLATFORM=offscreen
+echo "== ruff"; ruff check livgui training tests benchmarks
+echo "== mypy (strict below ui)"; mypy livgui
+echo "== import-linter"; lint-imports
+echo "== pytest"; python -m pytest -q "$@"
