@@ -10,10 +10,14 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from livgui.core import Geometry, LabelMap, Volume  # noqa: E402
+from livgui.core import Geometry, LabelMap, Volume
 
 #: Real CT shared beside the checkout (never copied into the repository).
-SHARED_DATA = Path(os.environ.get("LIVGUI_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")).resolve()
+SHARED_DATA = Path(
+    os.environ.get(
+        "LIVGUI_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+    )
+).resolve()
 
 
 def shared_path(*parts: str) -> Path:
@@ -54,7 +58,9 @@ def make_phantom(
     ) < 1
     hu[liver] = 100.0
     les1 = ((z - nz * 0.55) / 3) ** 2 + ((y - ny * 0.45) / 4) ** 2 + ((x - nx * 0.30) / 4) ** 2 < 1
-    les2 = ((z - nz * 0.7) / 2) ** 2 + ((y - ny * 0.38) / 2.5) ** 2 + ((x - nx * 0.38) / 2.5) ** 2 < 1
+    les2 = ((z - nz * 0.7) / 2) ** 2 + ((y - ny * 0.38) / 2.5) ** 2 + (
+        (x - nx * 0.38) / 2.5
+    ) ** 2 < 1
     les1 &= liver
     les2 &= liver
     hu[les1 | les2] = 40.0

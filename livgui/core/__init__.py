@@ -1,7 +1,7 @@
 """Qt-free, torch-free, format-free core: geometry, volumes, metrics, editing."""
 
 from livgui.core.geometry import Geometry, Reorientation, orientation_codes, ras_to_lps
-from livgui.core.progress import CancelToken, Cancelled, ProgressFn, check_cancel
+from livgui.core.progress import Cancelled, CancelToken, ProgressFn, check_cancel
 from livgui.core.volume import (
     LABEL_NAMES,
     LESION,

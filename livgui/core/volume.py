@@ -107,7 +107,9 @@ class Volume:
         return (float(d.min()), float(d.max()))
 
     def has_non_finite(self) -> bool:
-        return bool(np.issubdtype(self.data.dtype, np.floating) and not np.all(np.isfinite(self.data)))
+        return bool(
+            np.issubdtype(self.data.dtype, np.floating) and not np.all(np.isfinite(self.data))
+        )
 
 
 def check_label_values(array: NDArray[Any], allowed: tuple[int, ...] = (0, 1, 2)) -> list[float]:
@@ -156,4 +158,6 @@ class LabelMap:
         return self.data == LESION
 
     def copy(self, name: str | None = None) -> LabelMap:
-        return LabelMap(self.data.copy(), self.geometry, self.name if name is None else name, self.source)
+        return LabelMap(
+            self.data.copy(), self.geometry, self.name if name is None else name, self.source
+        )

@@ -9,10 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from livgui.core.geometry import Geometry, reorientation_to_lps, orientation_codes, ras_to_lps
+from livgui.core.geometry import Geometry, orientation_codes, ras_to_lps, reorientation_to_lps
 
 
-def _file_affine_lps(perm: tuple[int, int, int], signs: tuple[int, int, int], spacing=(0.7, 0.8, 2.5)):
+def _file_affine_lps(
+    perm: tuple[int, int, int], signs: tuple[int, int, int], spacing=(0.7, 0.8, 2.5)
+):
     """A file affine whose file axis i points along world axis perm[i] with sign signs[i]."""
     aff = np.eye(4)
     aff[:3, :3] = 0
@@ -61,7 +63,9 @@ def test_oblique_affines_round_trip_world_coordinates(a_deg, b_deg):
     geom = Geometry(reo.to_memory(np.zeros(shape)).shape, mem_aff)
     idx = np.array([3, 4, 5])
     file_world = aff[:3, :3] @ idx + aff[:3, 3]
-    mem_idx = np.argwhere(reo.to_memory(np.arange(720).reshape(shape)) == np.ravel_multi_index(idx, shape))[0]
+    mem_idx = np.argwhere(
+        reo.to_memory(np.arange(720).reshape(shape)) == np.ravel_multi_index(idx, shape)
+    )[0]
     assert np.allclose(geom.index_to_world(mem_idx), file_world)
     assert np.allclose(geom.world_to_index(file_world), mem_idx)
 
