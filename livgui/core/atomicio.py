@@ -80,4 +80,8 @@ def atomic_write(
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Atomically replace ``path`` with ``data``."""
-    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(data)
+
+    return atomic_write(path, write)
