@@ -3,7 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export QT_QPA_PLATFORM=offscreen
-echo "== ruff"; ruff check livgui training tests benchmarks
+dirs=$(for d in livgui training tests benchmarks packaging; do [ -d "$d" ] && echo "$d"; done)
+echo "== ruff"; ruff check $dirs; ruff format --check $dirs
 echo "== mypy (strict below ui)"; mypy livgui
 echo "== import-linter"; lint-imports
 echo "== pytest"; python -m pytest -q "$@"
