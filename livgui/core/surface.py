@@ -1,0 +1,115 @@
+"""Spacing-aware surface distances between two binary masks (HD95, ASSD).
+
+Definitions (all distances in millimetres, masks ``a[z, y, x]`` with spacing ``(z, y, x)``):
+
+* The **surface** of a mask is the set of its voxels that have at least one 6-neighbour
+  outside the mask (voxels outside the array count as outside), i.e.
+  ``mask & ~binary_erosion(mask)`` with the 6-connected cross.
+* The **directed distances** ``d(A -> B)`` are, for every surface voxel of ``A``, the
+  Euclidean distance (voxel centre to voxel centre, scaled by the spacing) to the nearest
+  surface voxel of ``B``, computed with
+  ``scipy.ndimage.distance_transform_edt(~surface_B, sampling=spacing)``.
+* **HD95** is ``max(P95(d(A -> B)), P95(d(B -> A)))``: the symmetric Hausdorff distance
+  with the maximum replaced by the 95th percentile in each direction (numpy's default
+  linear interpolation), as MONAI's ``compute_hausdorff_distance(percentile=95)`` does.
+* **ASSD** is the mean of all directed distances of both directions together:
+  ``(sum d(A -> B) + sum d(B -> A)) / (|S_A| + |S_B|)``, the average symmetric surface
+  distance of the LiTS benchmark (Bilic et al., "The Liver Tumor Segmentation Benchmark
+  (LiTS)", Medical Image Analysis 84 (2023) 102680).
+
+Both are undefined (``None``) when either mask is empty.  The work is done on the
+bounding box of the union of both masks (plus one voxel of margin), which gives exactly
+the same distances as the full grid because every surface voxel lies inside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from livgui.core.progress import ProgressFn, check_cancel
+
+__all__ = ["SurfaceDistances", "surface_distances", "surface_mask"]
+
+_CROSS = ndimage.generate_binary_structure(3, 1)
+
+
+@dataclass(frozen=True)
+class SurfaceDistances:
+    """HD95 and ASSD in mm; ``None`` when either mask is empty."""
+
+    hd95_mm: float | None
+    assd_mm: float | None
+    max_mm: float | None
+
+
+def surface_mask(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Voxels of ``mask`` with a 6-neighbour outside it (the array border counts as outside)."""
+    eroded = ndimage.binary_erosion(mask, structure=_CROSS, border_value=0)
+    out: NDArray[np.bool_] = mask & ~eroded
+    return out
+
+
+def _union_box(a: NDArray[np.bool_], b: NDArray[np.bool_]) -> tuple[slice, ...]:
+    """Bounding box of ``a | b`` grown by one voxel (clipped to the array)."""
+    union = a | b
+    boxes = ndimage.find_objects(union.astype(np.uint8))
+    box = boxes[0]
+    assert box is not None  # callers guarantee both masks are non-empty
+    return tuple(
+        slice(max(s.start - 1, 0), min(s.stop + 1, n))
+        for s, n in zip(box, union.shape, strict=True)
+    )
+
+
+def _directed(
+    from_surface: NDArray[np.bool_],
+    to_surface: NDArray[np.bool_],
+    spacing: tuple[float, float, float],
+) -> NDArray[np.float64]:
+    """Distances (mm) from each voxel of ``from_surface`` to the nearest of ``to_surface``."""
+    dist = ndimage.distance_transform_edt(~to_surface, sampling=spacing)
+    out: NDArray[np.float64] = np.asarray(dist[from_surface], dtype=np.float64)
+    return out
+
+
+def surface_distances(
+    a: NDArray[np.bool_],
+    b: NDArray[np.bool_],
+    spacing: tuple[float, float, float],
+    *,
+    progress: ProgressFn | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> SurfaceDistances:
+    """HD95, ASSD and the plain (100 %) Hausdorff distance between masks ``a`` and ``b``.
+
+    Parameters
+    ----------
+    a, b
+        Boolean masks of the same shape, axes ``(z, y, x)``.
+    spacing
+        Voxel size in mm, ``(z, y, x)``.
+    progress, cancel
+        Optional progress sink and cancel check (see :mod:`livgui.core.progress`).
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"mask shapes differ: {a.shape} and {b.shape}")
+    if not a.any() or not b.any():
+        return SurfaceDistances(None, None, None)
+    box = _union_box(a, b)
+    sa, sb = surface_mask(a[box]), surface_mask(b[box])
+    check_cancel(cancel)
+    d_ab = _directed(sa, sb, spacing)
+    if progress is not None:
+        progress(0.5, "surface distances")
+    check_cancel(cancel)
+    d_ba = _directed(sb, sa, spacing)
+    if progress is not None:
+        progress(1.0, "surface distances")
+    hd95 = max(float(np.percentile(d_ab, 95)), float(np.percentile(d_ba, 95)))
+    assd = float((d_ab.sum() + d_ba.sum()) / (d_ab.size + d_ba.size))
+    return SurfaceDistances(hd95, assd, float(max(d_ab.max(), d_ba.max())))
