@@ -1,0 +1,575 @@
+"""Scan DICOM headers and group them into series a user can pick from.
+
+Headers only are read (``stop_before_pixels`` and ``specific_tags``); the byte offset of
+each Pixel Data element is remembered so :mod:`livgui.imageio.dicom` can read pixels with a
+single ``read`` per file.  Files are grouped by SeriesInstanceUID, then by
+ImageOrientationPatient (within 1e-3); localizers are separated; non-images and junk are
+skipped and counted.  The geometry of each group (order along the slice normal, gaps,
+duplicates, spacing, tilt) is analysed by :func:`analyse_stack`, shared with the reader so
+both report the same problems.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zipfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from livgui.core.progress import ProgressFn, check_cancel
+from livgui.imageio.dicom_decode import (
+    DicomStore,
+    PixelLayout,
+    decoder_available,
+    syntax_label,
+)
+from livgui.imageio.errors import ImageReadError
+from livgui.imageio.safepaths import dicomdir_files, safe_zip_members, walk_confined
+
+__all__ = ["ScanResult", "SeriesInfo", "SliceHeader", "scan_dicom"]
+
+log = logging.getLogger(__name__)
+
+_TAGS = [
+    "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "SeriesNumber",
+    "SeriesDescription", "Modality", "ImageType", "ImagePositionPatient",
+    "ImageOrientationPatient", "PixelSpacing", "Rows", "Columns", "BitsAllocated",
+    "BitsStored", "PixelRepresentation", "SamplesPerPixel", "RescaleSlope",
+    "RescaleIntercept", "NumberOfFrames", "InstanceNumber",
+]  # fmt: skip
+_DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+_NON_IMAGE_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.66.4": "segmentation (DICOM SEG)",
+    "1.2.840.10008.5.1.4.1.1.66.5": "surface segmentation",
+    "1.2.840.10008.5.1.4.1.1.481.3": "RT structure set",
+}
+_BATCH = 64
+SKIP_NOT_DICOM = "not a DICOM file"
+SKIP_DICOMDIR = "DICOMDIR index"
+SKIP_NON_IMAGE = "not an image"
+SKIP_NO_POSITION = "no ImagePositionPatient/ImageOrientationPatient"
+SKIP_MULTIFRAME = "multi-frame image (not supported)"
+
+
+@dataclass(frozen=True)
+class SliceHeader:
+    """The header facts of one image file (positions in LPS mm, cosines unitless)."""
+
+    name: str
+    sop_instance_uid: str
+    group_uid: str
+    description: str
+    modality: str
+    image_type: tuple[str, ...]
+    orientation: tuple[float, float, float, float, float, float]
+    position: tuple[float, float, float]
+    pixel_spacing: tuple[float, float]  # (row spacing, column spacing) as in the standard
+    slope: float | None
+    intercept: float | None
+    instance_number: int
+    layout: PixelLayout
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    """One pickable image series (a sub-group of a SeriesInstanceUID).
+
+    ``files`` and ``slices`` are sorted along the slice normal (ascending).  ``shape`` is
+    ``(files, rows, columns)`` of the first file; ``slice_spacing`` the median step in mm.
+    ``problems`` lists missing slices (with their position), duplicates, non-uniform
+    spacing, tilt, size/spacing outliers and a missing decoder.  ``archive`` is the zip
+    file the ``files`` are members of, ``None`` for files on disk.
+    """
+
+    series_uid: str
+    key: str
+    label: str
+    description: str
+    modality: str
+    n_files: int
+    files: tuple[str, ...]
+    shape: tuple[int, int, int]
+    orientation: tuple[float, float, float, float, float, float]
+    is_localizer: bool
+    transfer_syntax: str
+    slice_spacing: float
+    problems: tuple[str, ...] = ()
+    decodable: bool = True
+    archive: str | None = None
+    slices: tuple[SliceHeader, ...] = field(default=(), repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """What :func:`scan_dicom` found.
+
+    ``series``: non-localizers first, largest first.  ``skipped``: junk as ``(file,
+    reason)`` (non-DICOM, DICOMDIR, non-image SOP classes).  ``unreadable``: files that look
+    like DICOM but are truncated or malformed.  ``refused``: paths from archives/DICOMDIR
+    that would leave the chosen root (never opened).
+    """
+
+    series: tuple[SeriesInfo, ...]
+    skipped: tuple[tuple[str, str], ...] = ()
+    unreadable: tuple[tuple[str, str], ...] = ()
+    refused: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def undecodable(self) -> tuple[SeriesInfo, ...]:
+        """Series whose transfer syntax has no installed decoder."""
+        return tuple(s for s in self.series if not s.decodable)
+
+    def skip_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for _, reason in self.skipped:
+            counts[reason] = counts.get(reason, 0) + 1
+        return counts
+
+
+class _Skip(Exception):
+    def __init__(self, reason: str, unreadable: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.unreadable = unreadable
+
+
+# ---------------------------------------------------------------- header parsing
+
+
+def _floats(ds: Any, keyword: str, n: int) -> tuple[float, ...]:
+    value = ds.get(keyword)
+    if value is None:
+        raise _Skip(SKIP_NO_POSITION)
+    try:
+        out = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise _Skip(f"malformed {keyword}", unreadable=True) from None
+    if len(out) != n or not np.all(np.isfinite(out)):
+        raise _Skip(f"malformed {keyword}", unreadable=True)
+    return out
+
+
+def _opt_float(ds: Any, keyword: str) -> float | None:
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise _Skip(f"malformed {keyword}", unreadable=True) from None
+
+
+def _read_dataset(store: DicomStore, name: str) -> tuple[Any, int, int]:
+    """Header dataset, the offset where parsing stopped, and the file size."""
+    with store.open(name) as fp:
+        try:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=_TAGS)
+        except InvalidDicomError:
+            fp.seek(0)
+            if fp.read(2) not in (b"\x08\x00", b"\x02\x00"):
+                raise _Skip(SKIP_NOT_DICOM) from None
+            fp.seek(0)
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=_TAGS, force=True)
+        offset = fp.tell()
+        fp.seek(0, os.SEEK_END)
+        size = fp.tell()
+    return ds, offset, size
+
+
+def _layout(ds: Any, offset: int, size: int) -> PixelLayout:
+    meta = getattr(ds, "file_meta", None)
+    syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    syntax = syntax or pydicom.uid.ImplicitVRLittleEndian
+    bits = int(ds.get("BitsAllocated") or 16)
+    layout = PixelLayout(
+        transfer_syntax=syntax,
+        rows=int(ds.Rows),
+        columns=int(ds.Columns),
+        bits_allocated=bits,
+        bits_stored=int(ds.get("BitsStored") or bits),
+        signed=int(ds.get("PixelRepresentation") or 0) == 1,
+        samples_per_pixel=int(ds.get("SamplesPerPixel") or 1),
+        pixel_offset=offset if offset < size else None,
+    )
+    if offset >= size:
+        raise _Skip("no pixel data", unreadable=True)
+    if syntax in (pydicom.uid.ExplicitVRLittleEndian, pydicom.uid.ImplicitVRLittleEndian):
+        needed = offset + 8 + layout.raw_nbytes
+        if size < needed:
+            raise _Skip(f"file is truncated: {size} bytes, pixel data needs {needed}", True)
+    return layout
+
+
+def _group_uid(ds: Any, name: str) -> str:
+    uid = str(ds.get("SeriesInstanceUID") or "")
+    if uid:
+        return uid
+    # No SeriesInstanceUID (seen in anonymised exports): fall back to study, number, folder.
+    return f"no-uid:{ds.get('StudyInstanceUID', '')}:{ds.get('SeriesNumber', '')}:{os.path.dirname(name)}"
+
+
+def parse_header(store: DicomStore, name: str) -> SliceHeader:
+    """Read one file's header; raises ``_Skip`` for junk and unreadable files."""
+    try:
+        ds, offset, size = _read_dataset(store, name)
+    except _Skip:
+        raise
+    except Exception as err:  # pydicom raises many types on truncated/garbled headers
+        raise _Skip(f"header unreadable: {err}", unreadable=True) from None
+    meta = getattr(ds, "file_meta", None)
+    sop_class = str(
+        ds.get("SOPClassUID") or (meta.get("MediaStorageSOPClassUID", "") if meta else "")
+    )
+    if sop_class == _DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
+        raise _Skip(SKIP_DICOMDIR)
+    if sop_class in _NON_IMAGE_CLASSES or "Rows" not in ds or "Columns" not in ds:
+        raise _Skip(SKIP_NON_IMAGE)
+    if int(ds.get("NumberOfFrames") or 1) > 1:
+        raise _Skip(SKIP_MULTIFRAME)
+    o = _floats(ds, "ImageOrientationPatient", 6)
+    position = _floats(ds, "ImagePositionPatient", 3)
+    spacing = _floats(ds, "PixelSpacing", 2) if "PixelSpacing" in ds else (1.0, 1.0)
+    return SliceHeader(
+        name=name,
+        sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
+        group_uid=_group_uid(ds, name),
+        description=str(ds.get("SeriesDescription", "")),
+        modality=str(ds.get("Modality", "")),
+        image_type=tuple(str(v).upper() for v in (ds.get("ImageType") or ())),
+        orientation=(o[0], o[1], o[2], o[3], o[4], o[5]),
+        position=(position[0], position[1], position[2]),
+        pixel_spacing=(spacing[0], spacing[1]),
+        slope=_opt_float(ds, "RescaleSlope"),
+        intercept=_opt_float(ds, "RescaleIntercept"),
+        instance_number=int(ds.get("InstanceNumber") or 0),
+        layout=_layout(ds, offset, size),
+    )
+
+
+# ---------------------------------------------------------------- sources
+
+
+def _list_sources(
+    path: str | Path | Sequence[str | Path], refused: list[tuple[str, str]]
+) -> tuple[str | None, list[str]]:
+    """``(archive or None, file names)`` for a folder, zip, DICOMDIR or list of files."""
+    if not isinstance(path, str | Path):
+        return None, [str(p) for p in path]
+    p = Path(path)
+    if p.is_dir():
+        return None, [str(f) for f in walk_confined(p, refused)]
+    if not p.exists():
+        raise ImageReadError(p, "no such file or folder")
+    if zipfile.is_zipfile(p):
+        with zipfile.ZipFile(p) as zf:
+            safe, bad = safe_zip_members(zf)
+        refused.extend((f"{p}:{n}", why) for n, why in bad)
+        return str(p), [i.filename for i in safe]
+    if p.name.upper() == "DICOMDIR":
+        return None, dicomdir_files(p, refused)
+    return None, [str(p)]
+
+
+# ---------------------------------------------------------------- stack geometry
+
+_DUP_TOL_MM = 0.01  # positions closer than this along the normal are the same slice
+_NOISE_FRACTION = 0.01  # step deviations below 1 % of the step are float noise
+_TILT_MIN_DEG = 0.1
+
+
+@dataclass(frozen=True)
+class StackGeometry:
+    """Slices ordered along the normal of their orientation (ascending distance).
+
+    ``order`` indexes the input slices; ``duplicates`` pairs ``(kept, other)`` indexes at
+    the same position; ``distances`` are those of ``order`` in mm.  ``gaps`` and
+    ``spacing_notes`` are user-facing messages; ``tilt_deg`` the shear angle of the
+    positions against the normal (gantry tilt), 0 when none.
+    """
+
+    normal: tuple[float, float, float]
+    order: tuple[int, ...]
+    distances: tuple[float, ...]
+    duplicates: tuple[tuple[int, int], ...]
+    step: float
+    gaps: tuple[str, ...]
+    nonuniform: bool
+    spacing_notes: tuple[str, ...]
+    tilt_deg: float
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        out = list(self.gaps) + list(self.spacing_notes)
+        if self.tilt_deg:
+            out.append(f"gantry tilt of {self.tilt_deg:.2f} degrees (positions sheared)")
+        return tuple(out)
+
+
+def slice_normal(orientation: Sequence[float]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """Unit normal (row cosine x column cosine) of an ImageOrientationPatient value."""
+    row = np.asarray(orientation[:3], dtype=np.float64)
+    col = np.asarray(orientation[3:6], dtype=np.float64)
+    n = np.cross(row, col)
+    norm = float(np.linalg.norm(n))
+    return n / norm if norm > 0 else np.array([0.0, 0.0, 1.0])
+
+
+def _steps_report(d: np.ndarray[Any, Any]) -> tuple[float, list[str], list[str], bool]:
+    """Median step, gap messages, spacing messages and the non-uniform flag."""
+    steps = np.diff(d)
+    if steps.size == 0:
+        return 0.0, [], [], False
+    step = float(np.median(steps))
+    gaps: list[str] = []
+    worst = 0.0
+    for i, s in enumerate(steps.tolist()):
+        ratio = s / step
+        if ratio > 1.5 and abs(ratio - round(ratio)) < 0.15:
+            k = round(ratio) - 1
+            gaps.append(
+                f"missing slice: about {k} slice(s) absent between positions {d[i]:.2f} mm "
+                f"and {d[i + 1]:.2f} mm along the slice normal (step {step:.3g} mm)"
+            )
+        else:
+            worst = max(worst, abs(s - step))
+    nonuniform = worst > _NOISE_FRACTION * step
+    notes = []
+    if nonuniform:
+        notes.append(
+            f"non-uniform slice spacing: steps from {steps.min():.3g} to {steps.max():.3g} mm "
+            f"(median {step:.3g} mm)"
+        )
+    return step, gaps, notes, nonuniform
+
+
+def _tilt_deg(
+    pos: np.ndarray[Any, Any], d: np.ndarray[Any, Any], normal: np.ndarray[Any, Any]
+) -> float:
+    if len(d) < 2 or d[-1] - d[0] <= 0:
+        return 0.0
+    along = pos[-1] - pos[0]
+    in_plane = along - normal * (d[-1] - d[0])
+    angle = float(np.degrees(np.arctan2(np.linalg.norm(in_plane), d[-1] - d[0])))
+    return round(angle, 3) if angle > _TILT_MIN_DEG else 0.0
+
+
+def analyse_stack(
+    positions: Sequence[Sequence[float]], orientation: Sequence[float]
+) -> StackGeometry:
+    """Order slices along the normal and find duplicates, gaps, spacing and tilt.
+
+    Parameters
+    ----------
+    positions
+        ImagePositionPatient per slice, world LPS mm, in any order.
+    orientation
+        The common ImageOrientationPatient (row cosines then column cosines).
+    """
+    normal = slice_normal(orientation)
+    pos = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
+    dist = pos @ normal
+    order = np.argsort(dist, kind="stable")
+    kept: list[int] = []
+    duplicates: list[tuple[int, int]] = []
+    for idx in order.tolist():
+        if kept and dist[idx] - dist[kept[-1]] < _DUP_TOL_MM:
+            duplicates.append((kept[-1], idx))
+        else:
+            kept.append(idx)
+    d = dist[kept]
+    step, gaps, notes, nonuniform = _steps_report(d)
+    return StackGeometry(
+        normal=(float(normal[0]), float(normal[1]), float(normal[2])),
+        order=tuple(kept),
+        distances=tuple(float(v) for v in d),
+        duplicates=tuple(duplicates),
+        step=step,
+        gaps=tuple(gaps),
+        nonuniform=nonuniform,
+        spacing_notes=tuple(notes),
+        tilt_deg=_tilt_deg(pos[kept], d, normal),
+    )
+
+
+# ---------------------------------------------------------------- grouping
+
+
+def _same_orientation(a: Sequence[float], b: Sequence[float]) -> bool:
+    return bool(np.max(np.abs(np.subtract(a, b))) < 1e-3)
+
+
+def _split_by_orientation(headers: list[SliceHeader]) -> list[list[SliceHeader]]:
+    groups: list[list[SliceHeader]] = []
+    for h in headers:
+        for g in groups:
+            if _same_orientation(g[0].orientation, h.orientation):
+                g.append(h)
+                break
+        else:
+            groups.append([h])
+    return sorted(groups, key=len, reverse=True)
+
+
+def _outlier_problems(slices: Sequence[SliceHeader]) -> list[str]:
+    """Rows/Columns or PixelSpacing that differ from the series' majority (row 18)."""
+    out = []
+    for attr, label in (("layout", "size"), ("pixel_spacing", "pixel spacing")):
+
+        def value(h: SliceHeader, attr: str = attr) -> tuple[float, ...]:
+            return (h.layout.rows, h.layout.columns) if attr == "layout" else h.pixel_spacing
+
+        values = [value(h) for h in slices]
+        common = max(set(values), key=values.count)
+        for h, v in zip(slices, values, strict=True):
+            if not np.allclose(v, common, rtol=1e-4, atol=1e-6):
+                out.append(f"{label} differs inside the series: {h.name} has {v}, others {common}")
+    return out
+
+
+def _label(info: dict[str, Any]) -> str:
+    desc = info["description"] or "no description"
+    text = f"{info['modality'] or '?'} {desc}: {info['n']} image(s) {info['rows']}x{info['cols']}"
+    if info["localizer"]:
+        text += " (localizer)"
+    if info["syntax"] != "uncompressed":
+        text += f", {info['syntax']}"
+    return text
+
+
+def _make_series(
+    uid: str, key: str, slices: list[SliceHeader], majority: Sequence[float], archive: str | None
+) -> SeriesInfo:
+    first = slices[0]
+    stack = analyse_stack([h.position for h in slices], first.orientation)
+    ordered = [slices[i] for i in stack.order] + [slices[j] for _, j in stack.duplicates]
+    problems = list(stack.problems) + _outlier_problems(slices)
+    problems += [
+        f"{slices[j].name} duplicates the position of {slices[i].name}" for i, j in stack.duplicates
+    ]
+    syntax_uid = first.layout.transfer_syntax
+    decodable = all(decoder_available(u) for u in {h.layout.transfer_syntax for h in slices})
+    if not decodable:
+        problems.append(f"no decoder installed for {syntax_label(syntax_uid)}")
+    localizer = any("LOCALIZER" in h.image_type for h in slices) or (
+        len(slices) <= 3 and not _same_orientation(first.orientation, majority)
+    )
+    info = {
+        "description": first.description, "modality": first.modality, "n": len(slices),
+        "rows": first.layout.rows, "cols": first.layout.columns, "localizer": localizer,
+        "syntax": syntax_label(syntax_uid),
+    }  # fmt: skip
+    return SeriesInfo(
+        series_uid=uid,
+        key=key,
+        label=_label(info),
+        description=first.description,
+        modality=first.modality,
+        n_files=len(slices),
+        files=tuple(h.name for h in ordered),
+        shape=(len(stack.order), first.layout.rows, first.layout.columns),
+        orientation=first.orientation,
+        is_localizer=localizer,
+        transfer_syntax=syntax_label(syntax_uid),
+        slice_spacing=stack.step,
+        problems=tuple(problems),
+        decodable=decodable,
+        archive=archive,
+        slices=tuple(ordered),
+    )
+
+
+def group_series(headers: Sequence[SliceHeader], archive: str | None = None) -> list[SeriesInfo]:
+    """Group headers by series UID then orientation; localizers last."""
+    by_uid: dict[str, list[SliceHeader]] = {}
+    for h in headers:
+        by_uid.setdefault(h.group_uid, []).append(h)
+    all_groups = _split_by_orientation(list(headers)) if headers else []
+    majority = all_groups[0][0].orientation if all_groups else (1, 0, 0, 0, 1, 0)
+    out = []
+    for uid, members in by_uid.items():
+        for k, group in enumerate(_split_by_orientation(members)):
+            key = uid if k == 0 else f"{uid}#{k}"
+            out.append(_make_series(uid, key, group, majority, archive))
+    out.sort(key=lambda s: (s.is_localizer, -s.n_files, s.key))
+    return out
+
+
+# ---------------------------------------------------------------- the scan
+
+
+def _parse_batch(store: DicomStore, names: Sequence[str]) -> list[SliceHeader | _Skip]:
+    out: list[SliceHeader | _Skip] = []
+    for name in names:
+        try:
+            out.append(parse_header(store, name))
+        except _Skip as skip:
+            out.append(skip)
+    return out
+
+
+def _auto_workers(n_files: int) -> int:
+    # Header parsing is Python-bound (GIL): threads pay only for I/O (cold cache, network
+    # shares).  Measured in benchmarks/bench_dicom_load.py.
+    return 1 if n_files < 256 else min(4, os.cpu_count() or 1)
+
+
+def scan_dicom(
+    path: str | Path | Sequence[str | Path],
+    *,
+    progress: ProgressFn | None = None,
+    cancel: Callable[[], bool] | None = None,
+    workers: int | None = None,
+) -> ScanResult:
+    """Scan a folder (recursive), a zip of one, a DICOMDIR or a list of files.
+
+    Only headers are read.  Progress is reported after every batch of 64 files and
+    ``cancel`` checked between batches (raising :class:`~livgui.core.progress.Cancelled`).
+
+    Returns
+    -------
+    ScanResult
+        The series found (pick one and pass it to
+        :func:`livgui.imageio.dicom.read_dicom_series`) and the files skipped, unreadable
+        or refused, each with its reason.
+    """
+    refused: list[tuple[str, str]] = []
+    archive, names = _list_sources(path, refused)
+    batches = [names[i : i + _BATCH] for i in range(0, len(names), _BATCH)]
+    n_workers = workers if workers is not None else _auto_workers(len(names))
+    headers: list[SliceHeader] = []
+    skipped: list[tuple[str, str]] = []
+    unreadable: list[tuple[str, str]] = []
+    with DicomStore(archive) as store, ThreadPoolExecutor(max(1, n_workers)) as pool:
+        results = pool.map(lambda b: _parse_batch(store, b), batches)
+        for done, batch in enumerate(results, start=1):
+            check_cancel(cancel)
+            for name, item in zip(batches[done - 1], batch, strict=True):
+                if isinstance(item, SliceHeader):
+                    headers.append(item)
+                else:
+                    (unreadable if item.unreadable else skipped).append(
+                        (store.display(name), item.reason)
+                    )
+            if progress is not None:
+                progress(
+                    done / len(batches),
+                    f"read {min(done * _BATCH, len(names))} of {len(names)} headers",
+                )
+    log.info(
+        "scanned %d files: %d images, %d skipped, %d unreadable",
+        len(names),
+        len(headers),
+        len(skipped),
+        len(unreadable),
+    )
+    return ScanResult(
+        tuple(group_series(headers, archive)), tuple(skipped), tuple(unreadable), tuple(refused)
+    )
