@@ -61,7 +61,7 @@ def test_unknown_architecture_is_a_clear_error() -> None:
 
 def test_registering_a_taken_name_is_refused() -> None:
     with pytest.raises(ValueError, match="twice"):
-        registry.register("unet2d")(lambda: nn.Identity())
+        registry.register("unet2d")(nn.Identity)
 
 
 @pytest.mark.parametrize("name", ALL_NETWORKS)
