@@ -25,12 +25,8 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from livgui.core.progress import ProgressFn, check_cancel
-from livgui.imageio.dicom_decode import (
-    DicomStore,
-    PixelLayout,
-    decoder_available,
-    syntax_label,
-)
+from livgui.imageio import dicom_decode
+from livgui.imageio.dicom_decode import DicomStore, PixelLayout, syntax_label
 from livgui.imageio.errors import ImageReadError
 from livgui.imageio.safepaths import dicomdir_files, safe_zip_members, walk_confined
 
@@ -230,7 +226,11 @@ def parse_header(store: DicomStore, name: str) -> SliceHeader:
     )
     if sop_class == _DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
         raise _Skip(SKIP_DICOMDIR)
-    if sop_class in _NON_IMAGE_CLASSES or "Rows" not in ds or "Columns" not in ds:
+    if sop_class in _NON_IMAGE_CLASSES:
+        raise _Skip(SKIP_NON_IMAGE)
+    if "Rows" not in ds or "Columns" not in ds:
+        if not sop_class or "Image Storage" in str(pydicom.uid.UID(sop_class).name):
+            raise _Skip(f"header incomplete (file truncated?) after {offset} bytes", True)
         raise _Skip(SKIP_NON_IMAGE)
     if int(ds.get("NumberOfFrames") or 1) > 1:
         raise _Skip(SKIP_MULTIFRAME)
@@ -455,7 +455,9 @@ def _make_series(
         f"{slices[j].name} duplicates the position of {slices[i].name}" for i, j in stack.duplicates
     ]
     syntax_uid = first.layout.transfer_syntax
-    decodable = all(decoder_available(u) for u in {h.layout.transfer_syntax for h in slices})
+    decodable = all(
+        dicom_decode.decoder_available(u) for u in {h.layout.transfer_syntax for h in slices}
+    )
     if not decodable:
         problems.append(f"no decoder installed for {syntax_label(syntax_uid)}")
     localizer = any("LOCALIZER" in h.image_type for h in slices) or (

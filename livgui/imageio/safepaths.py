@@ -163,7 +163,7 @@ def safe_name(text: str, max_len: int = 48) -> str:
     names); a short hash of the original keeps distinct inputs distinct.  Never empty.
     """
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    cleaned = _UNSAFE_CHARS.sub("_", text).lstrip(".").strip("_")
+    cleaned = re.sub(r"\.{2,}", ".", _UNSAFE_CHARS.sub("_", text)).lstrip("._").rstrip("_")
     cleaned = cleaned[: max(0, max_len - 9)]
     return f"{cleaned}_{digest}" if cleaned else digest
 
