@@ -26,6 +26,7 @@ __all__ = [
     "is_gzip",
     "open_read",
     "open_write",
+    "read_head",
     "read_into",
 ]
 
@@ -61,6 +62,28 @@ def open_read(path: str | Path) -> tuple[IO[bytes], bool]:
     if compressed:
         return cast(IO[bytes], _igzip.open(path, "rb")), True
     return open(path, "rb"), False
+
+
+def read_head(path: str | Path, size: int) -> tuple[bytes, bool]:
+    """The first ``size`` bytes of the (decompressed) content, even if the file is cut later.
+
+    Returns the bytes (fewer when the content is shorter) and whether the file is gzip.
+    Headers can thus be checked on a truncated file before any voxel is read.
+    """
+    compressed = is_gzip(path)
+    with open(path, "rb") as fh:
+        if not compressed:
+            return fh.read(size), False
+        inflater = isal_zlib.decompressobj(31)
+        out = b""
+        while len(out) < size:
+            chunk = inflater.unconsumed_tail or fh.read(1 << 16)
+            if not chunk:
+                break
+            out += inflater.decompress(chunk, size - len(out))
+            if inflater.eof:
+                break
+    return out, True
 
 
 def read_into(stream: IO[bytes], buffer: memoryview) -> int:

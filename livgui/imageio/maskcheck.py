@@ -78,9 +78,7 @@ def geometry_mismatch(
         )
     if "direction" in fields or not out:
         angle = _max_angle_deg(image.affine, mask_geometry.affine)
-        out.append(
-            f"mask direction differs from the image direction by up to {angle:.2f} degrees"
-        )
+        out.append(f"mask direction differs from the image direction by up to {angle:.2f} degrees")
     return [f"{m} (voxel centres up to {shift:.3g} mm apart)" for m in out]
 
 

@@ -114,17 +114,12 @@ def read_nifti_header(path: str | Path) -> NiftiHeaderInfo:
     """
     p = str(path)
     try:
-        stream, compressed = gz.open_read(p)
-    except OSError as exc:
-        raise ImageReadError(p, f"cannot open: {exc.strerror or exc}") from exc
-    with stream:
-        try:
-            block = stream.read(348)
-            size = _sizeof_hdr(block)
-            if size == 540:
-                block += stream.read(192)
-        except gz.DECOMPRESSION_ERRORS as exc:
-            raise ImageReadError(p, f"{_CORRUPT} ({exc})") from exc
+        block, compressed = gz.read_head(p, 540)
+    except gz.DECOMPRESSION_ERRORS as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise ImageReadError(p, f"cannot open: {exc.strerror or exc}") from exc
+        raise ImageReadError(p, f"{_CORRUPT} ({exc})") from exc
+    size = _sizeof_hdr(block)
     header = _parse_header(p, block, size)
     return _header_info(p, compressed, header)
 
@@ -132,8 +127,7 @@ def read_nifti_header(path: str | Path) -> NiftiHeaderInfo:
 def _sizeof_hdr(block: bytes) -> int:
     if len(block) < 348:
         return 0
-    for order in ("little", "big"):
-        size = int.from_bytes(block[:4], "little" if order == "little" else "big")
+    for size in (int.from_bytes(block[:4], "little"), int.from_bytes(block[:4], "big")):
         if size in (348, 540):
             return size
     return 0
@@ -144,7 +138,7 @@ def _parse_header(path: str, block: bytes, size: int) -> Any:
         if block[344:348] == b"ni1\0":
             raise ImageReadError(path, "this is a NIfTI pair header (.hdr/.img): not supported")
         klass: Any = nib.Nifti1Header
-    elif size == 540 and len(block) == 540 and block[4:8] == b"n+2\0":
+    elif size == 540 and len(block) >= 540 and block[4:8] == b"n+2\0":
         klass = nib.Nifti2Header
     else:
         raise ImageReadError(path, "not a NIfTI file (no NIfTI header found)")
