@@ -10,31 +10,30 @@ decoded); :class:`Case` is the loaded result: the CT volume and its label map
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from livgui.core.geometry import Geometry
+from livgui.core.progress import ProgressFn
 from livgui.core.volume import LabelMap, Volume
 from livgui.imageio.errors import ImageReadError
 
+if TYPE_CHECKING:
+    from livgui.imageio.dicom_scan import SeriesInfo
+
 __all__ = [
-    "GEOMETRY_TOLERANCE_MM",
     "Case",
     "CaseRef",
-    "check_same_grid",
+    "SeriesChoiceRequired",
+    "choose_series",
     "is_hidden",
     "labels_from_values",
     "natural_key",
 ]
-
-#: Mask and image grids closer than this (affine entries, mm) count as the same grid.
-#: TotalSegmentator masks differ from their CT by about 1e-4 mm.
-GEOMETRY_TOLERANCE_MM = 1e-2
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -135,25 +134,51 @@ def labels_from_values(
     return out
 
 
-def check_same_grid(mask: Geometry, image: Geometry, path: str | Path) -> list[str]:
-    """Verify a mask lies on the image grid; returns warnings for tiny differences.
+class SeriesChoiceRequired(ImageReadError):
+    """A DICOM source holds several image series: the caller must pick one.
 
-    Raises
-    ------
-    ImageReadError
-        When the shapes differ (both named) or the affines differ by more than
-        :data:`GEOMETRY_TOLERANCE_MM`.
+    The GUI catches this to show a picker, then calls again with ``series=`` set to one
+    of :attr:`series_list` (a :class:`~livgui.imageio.dicom_scan.SeriesInfo`, its ``key``
+    or its SeriesInstanceUID).  Localizers are listed last and never chosen by default.
     """
-    if mask.shape != image.shape:
-        raise ImageReadError(
-            path, f"mask shape {mask.shape} differs from image shape {image.shape} (z, y, x)"
-        )
-    delta = float(np.max(np.abs(mask.affine - image.affine)))
-    if delta > GEOMETRY_TOLERANCE_MM:
-        fields = ", ".join(mask.differences(image)) or "affine"
-        raise ImageReadError(
-            path, f"mask grid differs from the image grid ({fields}; up to {delta:.3g} mm)"
-        )
-    if delta > 1e-6:
-        return [f"{Path(path).name}: mask affine differs from the image by {delta:.2g} mm"]
-    return []
+
+    def __init__(self, path: str | Path, series_list: Sequence[SeriesInfo]) -> None:
+        self.series_list = tuple(series_list)
+        labels = "; ".join(s.label for s in self.series_list if not s.is_localizer)
+        n = sum(1 for s in self.series_list if not s.is_localizer)
+        super().__init__(path, f"holds {n} image series, pick one: {labels}")
+
+
+def choose_series(
+    path: str | Path | Sequence[str | Path],
+    series: SeriesInfo | str | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> SeriesInfo:
+    """Scan a DICOM folder / zip / DICOMDIR and return the series to read.
+
+    Parameters
+    ----------
+    series
+        ``None``: the only non-localizer series (else :class:`SeriesChoiceRequired`);
+        a :class:`SeriesInfo` (returned as is), or a series ``key`` or SeriesInstanceUID.
+    """
+    from livgui.imageio.dicom_scan import SeriesInfo, scan_dicom
+
+    if isinstance(series, SeriesInfo):
+        return series
+    result = scan_dicom(path, progress=progress, cancel=cancel)
+    shown = path if isinstance(path, str | Path) else "selected files"
+    if series is not None:
+        for s in result.series:
+            if series in (s.key, s.series_uid):
+                return s
+        raise ImageReadError(shown, f"no series {series!r} here")
+    candidates = [s for s in result.series if not s.is_localizer]
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        why = ", ".join(f"{n} {r}" for r, n in result.skip_counts().items()) or "no files"
+        raise ImageReadError(shown, f"no DICOM image series found ({why})")
+    raise SeriesChoiceRequired(shown, result.series)
