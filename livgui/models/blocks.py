@@ -11,17 +11,20 @@ changing what the network can represent.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 __all__ = [
     "DoubleConv",
     "SegmentationNet",
     "conv_bn_relu",
     "crop_to",
+    "fold_batchnorm",
     "pad_to_multiple",
     "resolve_in_channels",
 ]
@@ -196,3 +199,37 @@ def upsample(x: Tensor, scale: int, mode: str) -> Tensor:
     if mode == "nearest":
         return F.interpolate(x, scale_factor=scale, mode="nearest")
     return F.interpolate(x, scale_factor=scale, mode=mode, align_corners=False)
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold every batch norm that directly follows a convolution into that convolution.
+
+    For inference only: in evaluation mode a batch norm is a fixed per-channel affine map,
+    so ``conv -> bn`` equals one convolution with rescaled weights and a bias. This removes
+    a full read-and-write pass over each feature map (about a third of a U-Net's CPU time).
+    Batch norms that do not directly follow a convolution inside an ``nn.Sequential``
+    (ResUNet++'s pre-activation units) are left in place.
+
+    The model is switched to evaluation mode and modified in place (fold a copy if the
+    original is still to be trained or saved: the folded state dict has other keys).
+
+    Returns
+    -------
+    nn.Module
+        ``model`` itself.
+    """
+    model.eval()
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        names = list(seq._modules)
+        for a, b in itertools.pairwise(names):
+            conv, bn = seq._modules[a], seq._modules[b]
+            if (
+                isinstance(conv, nn.Conv2d | nn.Conv3d)
+                and isinstance(bn, nn.BatchNorm2d | nn.BatchNorm3d)
+                and bn.running_mean is not None
+                and bn.running_var is not None
+                and bn.num_features == conv.out_channels
+            ):
+                seq._modules[a] = fuse_conv_bn_eval(conv, bn)
+                seq._modules[b] = nn.Identity()
+    return model

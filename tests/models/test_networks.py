@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from livgui.models import registry
-from livgui.models.blocks import SegmentationNet, pad_to_multiple
+from livgui.models.blocks import SegmentationNet, fold_batchnorm, pad_to_multiple
 from livgui.models.registry import UnknownArchitecture, available, build
 
 NETWORKS_2D = ["unet2d", "attention_unet2d", "unet3plus2d", "resunetpp2d"]
@@ -287,6 +287,38 @@ def test_channels_last_gives_the_same_logits(name: str) -> None:
         model = model.to(memory_format=fmt)
         got = model(x.contiguous(memory_format=fmt))
     torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
+
+
+def _randomise_batchnorm(model: nn.Module) -> None:
+    """Give every batch norm non-trivial statistics and affine parameters."""
+    gen = torch.Generator().manual_seed(6)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d | nn.BatchNorm3d):
+                n = m.num_features
+                assert m.running_mean is not None and m.running_var is not None
+                m.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
+                m.weight.copy_(torch.rand(n, generator=gen) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=gen) * 0.1)
+
+
+@pytest.mark.parametrize("name", ALL_NETWORKS)
+def test_folding_batchnorm_keeps_the_logits(name: str) -> None:
+    torch.manual_seed(7)
+    model = build(name, **SMALL[name]).eval()
+    _randomise_batchnorm(model)
+    x = _input(name, batch=1)
+    n_bn = sum(isinstance(m, nn.BatchNorm2d | nn.BatchNorm3d) for m in model.modules())
+    with torch.inference_mode():
+        ref = model(x)
+        folded = fold_batchnorm(model)
+        got = folded(x)
+    left = sum(isinstance(m, nn.BatchNorm2d | nn.BatchNorm3d) for m in folded.modules())
+    assert folded is model and not model.training
+    # Only ResUNet++'s pre-activation batch norms (BN before a conv) cannot be folded.
+    assert left == 0 if name != "resunetpp2d" else 0 < left < n_bn
+    torch.testing.assert_close(got, ref, rtol=1e-3, atol=1e-4)
 
 
 def test_bf16_autocast_on_cpu() -> None:
