@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
+from livgui.core.surface import bounding_box
 from livgui.core.volume import LabelMap, Volume
 
 __all__ = [
@@ -125,6 +126,9 @@ def lesion_detection(
     overlap_threshold: float = 0.5,
 ) -> DetectionMetrics:
     """Lesion-wise detection of ``prediction`` against ``reference`` (boolean ``[z, y, x]``)."""
+    box = bounding_box(reference | prediction, margin=1)
+    if box is not None:  # components never leave the box of the union: work inside it
+        reference, prediction = reference[box], prediction[box]
     ref_lab, n_ref = components(reference, connectivity)
     pred_lab, n_pred = components(prediction, connectivity)
     both = (ref_lab > 0) & (pred_lab > 0)

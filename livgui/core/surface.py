@@ -33,7 +33,7 @@ from scipy import ndimage
 
 from livgui.core.progress import ProgressFn, check_cancel
 
-__all__ = ["SurfaceDistances", "surface_distances", "surface_mask"]
+__all__ = ["SurfaceDistances", "bounding_box", "surface_distances", "surface_mask"]
 
 _CROSS = ndimage.generate_binary_structure(3, 1)
 
@@ -54,16 +54,19 @@ def surface_mask(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
     return out
 
 
-def _union_box(a: NDArray[np.bool_], b: NDArray[np.bool_]) -> tuple[slice, ...]:
-    """Bounding box of ``a | b`` grown by one voxel (clipped to the array)."""
-    union = a | b
-    boxes = ndimage.find_objects(union.astype(np.uint8))
-    box = boxes[0]
-    assert box is not None  # callers guarantee both masks are non-empty
-    return tuple(
-        slice(max(s.start - 1, 0), min(s.stop + 1, n))
-        for s, n in zip(box, union.shape, strict=True)
-    )
+def bounding_box(mask: NDArray[np.bool_], margin: int = 0) -> tuple[slice, ...] | None:
+    """Slices of the smallest box holding every true voxel, grown by ``margin`` voxels
+    (clipped to the array); ``None`` for an empty mask.  Uses axis projections, which is
+    much cheaper than labelling the whole grid."""
+    box = []
+    for axis in range(mask.ndim):
+        others = tuple(a for a in range(mask.ndim) if a != axis)
+        hits = np.flatnonzero(mask.any(axis=others))
+        if hits.size == 0:
+            return None
+        lo, hi = int(hits[0]) - margin, int(hits[-1]) + 1 + margin
+        box.append(slice(max(lo, 0), min(hi, mask.shape[axis])))
+    return tuple(box)
 
 
 def _directed(
@@ -100,7 +103,8 @@ def surface_distances(
         raise ValueError(f"mask shapes differ: {a.shape} and {b.shape}")
     if not a.any() or not b.any():
         return SurfaceDistances(None, None, None)
-    box = _union_box(a, b)
+    box = bounding_box(a | b, margin=1)
+    assert box is not None  # both masks are non-empty here
     sa, sb = surface_mask(a[box]), surface_mask(b[box])
     check_cancel(cancel)
     d_ab = _directed(sa, sb, spacing)
