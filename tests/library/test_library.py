@@ -290,15 +290,25 @@ def test_newer_catalogue_is_refused(tmp_path: Path) -> None:
     importlib.util.find_spec("livgui.imageio.datasets") is None,
     reason="dataset readers not present yet",
 )
-def test_real_readers_on_nifti_files(lib: Library, tmp_path: Path) -> None:
+def test_real_readers_on_an_msd_folder(lib: Library, tmp_path: Path) -> None:
     nib = pytest.importorskip("nibabel")
-    src = tmp_path / "nifti"
-    src.mkdir()
+    src = tmp_path / "Task03_Liver"
+    (src / "imagesTr").mkdir(parents=True)
+    (src / "labelsTr").mkdir()
+    aff = np.diag([0.8, 0.8, 2.5, 1])
     for i in range(3):
-        img = nib.Nifti1Image(np.full((8, 9, 4), i * 10, np.int16), np.diag([0.8, 0.8, 2.5, 1]))
-        nib.save(img, src / f"ct_{i}.nii.gz")
-    raw = (src / "ct_2.nii.gz").read_bytes()
-    (src / "ct_2.nii.gz").write_bytes(raw[: len(raw) // 2])  # truncated: row 1
+        ct = np.full((8, 9, 4), i * 10, np.int16)
+        seg = np.zeros((8, 9, 4), np.uint8)
+        seg[2:5, 2:5, 1:3] = 1
+        nib.save(nib.Nifti1Image(ct, aff), src / "imagesTr" / f"liver_{i}.nii.gz")
+        nib.save(nib.Nifti1Image(seg, aff), src / "labelsTr" / f"liver_{i}.nii.gz")
+    raw = (src / "imagesTr" / "liver_2.nii.gz").read_bytes()
+    (src / "imagesTr" / "liver_2.nii.gz").write_bytes(raw[: len(raw) // 2])  # row 1
     report = lib.add_path(src)
-    assert len(report.added) == 3, report.to_json()
-    assert len(report.unreadable) == 1 and "ct_2" in report.unreadable[0]["case_id"]
+    assert report.added == ["liver_0", "liver_1", "liver_2"], report.to_json()
+    (bad,) = report.unreadable
+    assert bad["case_id"] == "liver_2" and "liver_2.nii.gz" in bad["error"]
+    good = lib.get("liver_0")
+    assert good.status == "new" and good.layout == "msd"
+    assert good.reference_path == str((src / "labelsTr" / "liver_0.nii.gz").resolve())
+    assert good.info["reference_voxels"]["1"] == 18
