@@ -14,7 +14,14 @@ def _session() -> tuple[CaseSession, list[tuple[str, tuple]]]:
     vol, lab = make_phantom()
     s = CaseSession()
     events: list[tuple[str, tuple]] = []
-    for name in ("case_changed", "cursor_changed", "window_changed", "layers_changed", "layer_changed", "lesion_selected"):
+    for name in (
+        "case_changed",
+        "cursor_changed",
+        "window_changed",
+        "layers_changed",
+        "layer_changed",
+        "lesion_selected",
+    ):
         getattr(s, name).connect(lambda *a, n=name: events.append((n, a)))
     s.set_case(vol, "phantom")
     s.add_layer("reference", "reference", lab)
@@ -60,7 +67,7 @@ def test_layer_toggles_by_kind_and_outline():
 
 
 def test_window_presets_and_width_floor():
-    s, events = _session()
+    s, _events = _session()
     s.apply_preset("liver")
     assert (s.window.level, s.window.width) == (60.0, 150.0)
     s.set_window(10, -50)

@@ -17,8 +17,14 @@ from livgui.ui.planes import PLANE_SPECS, edge_letters
 def _wheel(view, steps: int) -> None:
     centre = QPointF(view.width() / 2, view.height() / 2)
     event = QWheelEvent(
-        centre, view.mapToGlobal(centre), QPoint(0, 0), QPoint(0, 120 * steps),
-        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False,
+        centre,
+        view.mapToGlobal(centre),
+        QPoint(0, 0),
+        QPoint(0, 120 * steps),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
     )
     QApplication.sendEvent(view, event)
 
@@ -48,7 +54,7 @@ def test_clicking_moves_the_crosshair_in_the_other_views(phantom_window, qtbot):
     # a click three quarters across and a quarter down the axial image
     pos = QPoint(int(rect.left() + rect.width() * 0.75), int(rect.top() + rect.height() * 0.25))
     qtbot.mouseClick(axial, Qt.MouseButton.LeftButton, pos=pos)
-    z, y, x = w.session.cursor
+    _z, y, x = w.session.cursor
     assert x == pytest.approx(72, abs=1) and y == pytest.approx(24, abs=1)
     w.views["sagittal"].repaint()
     w.views["coronal"].repaint()
@@ -104,7 +110,7 @@ def test_clicking_a_lesion_row_jumps_all_views_to_its_centroid(phantom_window, q
     lesion = panel._lesion_rows[1]
     rect = panel.lesions.visualItemRect(panel.lesions.item(1, 0))
     qtbot.mouseClick(panel.lesions.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
-    expected = tuple(int(round(v)) for v in lesion.centroid_zyx)
+    expected = tuple(round(v) for v in lesion.centroid_zyx)
     assert w.session.cursor == expected
     for plane, view in w.views.items():
         view.repaint()
@@ -140,9 +146,24 @@ def _lps_volume(flip_x: bool = False):
 
 def test_orientation_letters_follow_the_geometry():
     geom = _lps_volume().geometry
-    assert edge_letters(PLANE_SPECS["axial"], geom) == {"left": "R", "right": "L", "top": "A", "bottom": "P"}
-    assert edge_letters(PLANE_SPECS["coronal"], geom) == {"left": "R", "right": "L", "top": "S", "bottom": "I"}
-    assert edge_letters(PLANE_SPECS["sagittal"], geom) == {"left": "A", "right": "P", "top": "S", "bottom": "I"}
+    assert edge_letters(PLANE_SPECS["axial"], geom) == {
+        "left": "R",
+        "right": "L",
+        "top": "A",
+        "bottom": "P",
+    }
+    assert edge_letters(PLANE_SPECS["coronal"], geom) == {
+        "left": "R",
+        "right": "L",
+        "top": "S",
+        "bottom": "I",
+    }
+    assert edge_letters(PLANE_SPECS["sagittal"], geom) == {
+        "left": "A",
+        "right": "P",
+        "top": "S",
+        "bottom": "I",
+    }
     flipped = _lps_volume(flip_x=True).geometry  # x running to the patient's right
     assert edge_letters(PLANE_SPECS["axial"], flipped)["left"] == "L"
 
@@ -159,8 +180,12 @@ def test_marker_on_the_patients_left_appears_on_the_image_right(qtbot):
     image = view.grab().toImage()
     rect = view.image_rect()
     rows = range(int(rect.top()) + 2, int(rect.bottom()) - 2)
-    bright = [(x, y) for y in rows for x in range(int(rect.left()) + 2, int(rect.right()) - 2)
-              if QColor_value(image, x, y) > 250]  # text is drawn at 230
+    bright = [
+        (x, y)
+        for y in rows
+        for x in range(int(rect.left()) + 2, int(rect.right()) - 2)
+        if QColor_value(image, x, y) > 250
+    ]  # text is drawn at 230
     assert bright, "marker not drawn"
     xs = [x for x, _y in bright]
     assert min(xs) > rect.center().x()  # right half of the image
@@ -180,7 +205,9 @@ def test_aspect_follows_the_spacing(qtbot):
     view = SliceView(session, "coronal")
     qtbot.addWidget(view)
     view.resize(400, 400)
-    vol = Volume(np.zeros((20, 50, 100), np.int16), Geometry.from_spacing((20, 50, 100), (5.0, 1.0, 1.0)))
+    vol = Volume(
+        np.zeros((20, 50, 100), np.int16), Geometry.from_spacing((20, 50, 100), (5.0, 1.0, 1.0))
+    )
     session.set_case(vol)
     rect = view.image_rect()
     # coronal: 100 columns of 1 mm wide, 20 rows of 5 mm high -> a square on screen
