@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +196,11 @@ def _read_pixels(
     store: DicomStore, kept: Sequence[SliceHeader], filler: _Filler,
     progress: ProgressFn | None, cancel: Callable[[], bool] | None,
 ) -> None:  # fmt: skip
+    """Read batches on worker threads (file I/O releases the GIL) and fill in order.
+
+    At most ``workers + 1`` batches are in flight so the read-ahead stays a few slices,
+    keeping peak memory near the output size.
+    """
     batches = [list(range(i, min(i + _BATCH, len(kept)))) for i in range(0, len(kept), _BATCH)]
 
     def load(batch: list[int]) -> list[NDArray[Any]]:
@@ -202,14 +208,18 @@ def _read_pixels(
 
     workers = 2 if len(kept) >= 64 else 1
     with ThreadPoolExecutor(workers) as pool:
-        for done, (batch, arrays) in enumerate(
-            zip(batches, pool.map(load, batches), strict=True), 1
-        ):
+        pending: deque[Future[list[NDArray[Any]]]] = deque()
+        for done, batch in enumerate(batches, 1):
+            while len(pending) <= workers and done - 1 + len(pending) < len(batches):
+                pending.append(pool.submit(load, batches[done - 1 + len(pending)]))
+            arrays = pending.popleft().result()
             check_cancel(cancel)
             for k, arr in zip(batch, arrays, strict=True):
                 filler.put(k, arr, kept[k])
             if progress is not None:
                 progress(done / len(batches), f"read {batch[-1] + 1} of {len(kept)} slices")
+        for future in pending:
+            future.cancel()
 
 
 def read_dicom_series(

@@ -33,6 +33,7 @@ __all__ = [
     "PixelLayout",
     "check_decodable",
     "decoder_available",
+    "missing_decoder",
     "read_stored_pixels",
     "syntax_label",
 ]
@@ -87,12 +88,19 @@ def decoder_available(uid: str) -> bool:
         return False
 
 
+def missing_decoder(path: str, uid: str) -> MissingDecoderError | None:
+    """The error naming syntax and package when ``uid`` cannot be decoded, else ``None``."""
+    if decoder_available(uid):
+        return None
+    family, hint = _HINTS.get(uid, (syntax_label(uid), "a pydicom pixel-data plugin for it"))
+    return MissingDecoderError(path, family, hint)
+
+
 def check_decodable(path: str, uid: str) -> None:
     """Raise :class:`MissingDecoderError` when transfer syntax ``uid`` cannot be decoded."""
-    if decoder_available(uid):
-        return
-    family, hint = _HINTS.get(uid, (syntax_label(uid), "a pydicom pixel-data plugin for it"))
-    raise MissingDecoderError(path, family, hint)
+    err = missing_decoder(path, uid)
+    if err is not None:
+        raise err
 
 
 @dataclass(frozen=True)

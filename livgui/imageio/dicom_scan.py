@@ -455,11 +455,10 @@ def _make_series(
         f"{slices[j].name} duplicates the position of {slices[i].name}" for i, j in stack.duplicates
     ]
     syntax_uid = first.layout.transfer_syntax
-    decodable = all(
-        dicom_decode.decoder_available(u) for u in {h.layout.transfer_syntax for h in slices}
-    )
-    if not decodable:
-        problems.append(f"no decoder installed for {syntax_label(syntax_uid)}")
+    syntaxes = {h.layout.transfer_syntax for h in slices}
+    missing = [e for e in (dicom_decode.missing_decoder("", u) for u in syntaxes) if e]
+    problems += [err.problem for err in missing]
+    decodable = not missing
     localizer = any("LOCALIZER" in h.image_type for h in slices) or (
         len(slices) <= 3 and not _same_orientation(first.orientation, majority)
     )

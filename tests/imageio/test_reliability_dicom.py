@@ -181,6 +181,7 @@ def test_row15_missing_decoder_names_syntax_and_package(tmp_path: Path, monkeypa
     assert [s.series_uid for s in result.undecodable] == ["1.2.3.99"]
     j2k = result.undecodable[0]
     assert "JPEG 2000" in j2k.label and not j2k.decodable
+    assert any("install" in p and "pylibjpeg-openjpeg" in p for p in j2k.problems)
     with pytest.raises(
         MissingDecoderError, match=r"this series is JPEG 2000: install .*pylibjpeg-openjpeg"
     ):
@@ -382,6 +383,7 @@ def test_row20_folder_symlink_out_of_the_root_is_refused(tmp_path: Path) -> None
 # ---------------------------------------------------------------- row 21: header strings
 
 
+@pytest.mark.filterwarnings("ignore:.*VR UI:UserWarning")  # the hostile UID is invalid
 def test_row21_hostile_header_strings_never_become_paths(tmp_path: Path) -> None:
     hu = phantom_hu(3)
     src = tmp_path / "src"
