@@ -10,13 +10,13 @@ recognises is read as one image.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from livgui import imageio
 from livgui.cli.main import emit_json
 from livgui.core.volume import LABEL_NAMES, LabelMap, Volume
 
@@ -40,7 +40,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _imageio(name: str) -> Any:
-    return getattr(importlib.import_module("livgui.imageio"), name, None)
+    """A reader of the :mod:`livgui.imageio` facade (looked up at call time)."""
+    return getattr(imageio, name, None)
 
 
 def image_info(volume: Volume) -> dict[str, Any]:

@@ -8,7 +8,6 @@ SHA-256 is already in the library is reported as a duplicate and not added again
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from livgui import imageio
 from livgui.core.progress import Cancelled, ProgressFn, check_cancel
 from livgui.library.library import Library, now_utc
 from livgui.library.records import AddReport, CaseLike, CaseRecord, CaseRefLike
@@ -30,23 +30,14 @@ Lister = Callable[[Path], Sequence[CaseRefLike]]
 Loader = Callable[[CaseRefLike], CaseLike]
 
 
-def _datasets() -> Any:
-    try:
-        return importlib.import_module("livgui.imageio.datasets")
-    except ImportError as exc:
-        raise RuntimeError(f"the dataset readers are not available: {exc}") from exc
-
-
 def default_lister(path: Path) -> Sequence[CaseRefLike]:
-    """``livgui.imageio.datasets.list_cases``."""
-    refs: Sequence[CaseRefLike] = _datasets().list_cases(path)
-    return refs
+    """:func:`livgui.imageio.list_cases`."""
+    return imageio.list_cases(path)
 
 
 def default_loader(ref: CaseRefLike) -> CaseLike:
-    """``livgui.imageio.datasets.load_case``."""
-    case: CaseLike = _datasets().load_case(ref)
-    return case
+    """:func:`livgui.imageio.load_case` (``ref`` must be a real ``CaseRef``)."""
+    return imageio.load_case(ref)  # type: ignore[arg-type]
 
 
 def _message(exc: BaseException, source: Path) -> str:
