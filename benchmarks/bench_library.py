@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +29,7 @@ import nibabel as nib
 import numpy as np
 import psutil
 
-from livgui.core import Geometry, LabelMap, Volume
-from livgui.core.geometry import ras_to_lps, reorientation_to_lps
+from livgui import imageio
 from livgui.library import Library
 
 N_CORRUPT = 5
@@ -72,62 +69,6 @@ def make_dataset(root: Path, n_cases: int, shape=(48, 48, 24)) -> dict[str, list
     return {"corrupt": corrupt, "duplicates": duplicates}
 
 
-# --- readers: the project's dataset readers when present, else a minimal nibabel reader ---
-
-
-@dataclass(frozen=True)
-class _Ref:
-    case_id: str
-    image_path: Path
-    reference_path: Path | None
-    layout: str = "msd"
-
-
-@dataclass
-class _Case:
-    volume: Volume
-    reference: LabelMap | None
-    warnings: list[str]
-
-
-def _read(path: Path) -> tuple[np.ndarray, Geometry]:
-    img: Any = nib.load(str(path))
-    data = np.asanyarray(img.dataobj)
-    reo, affine = reorientation_to_lps(ras_to_lps(img.affine), data.shape)
-    mem = np.ascontiguousarray(reo.to_memory(data))
-    return mem, Geometry(tuple(mem.shape), affine)
-
-
-def _fallback_lister(path: Path) -> list[_Ref]:
-    key = re.compile(r"liver_(\d+)\.nii\.gz$")
-    files = sorted(
-        (path / "imagesTr").glob("liver_*.nii.gz"), key=lambda p: int(key.search(p.name).group(1))
-    )
-    return [_Ref(p.name[: -len(".nii.gz")], p, path / "labelsTr" / p.name) for p in files]
-
-
-def _fallback_loader(ref: _Ref) -> _Case:
-    data, geom = _read(ref.image_path)
-    labels = None
-    if ref.reference_path is not None:
-        lab, lgeom = _read(ref.reference_path)
-        labels = LabelMap(lab.astype(np.uint8), lgeom)
-    return _Case(Volume(data.astype(np.int16), geom), labels, [])
-
-
-def readers() -> tuple[Any, Any, str]:
-    try:
-        from livgui.imageio import datasets  # type: ignore[attr-defined]
-
-        return datasets.list_cases, datasets.load_case, "livgui.imageio.datasets"
-    except ImportError:
-        return (
-            _fallback_lister,
-            _fallback_loader,
-            "benchmark nibabel fallback (datasets module absent)",
-        )
-
-
 def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
@@ -160,7 +101,7 @@ def main() -> int:
     parser.add_argument("--cases", type=int, default=None)
     args = parser.parse_args()
     n = args.cases or (200 if args.full else 40)
-    lister, loader, reader_name = readers()
+    lister, loader = imageio.list_cases, imageio.load_case
     with tempfile.TemporaryDirectory(prefix="livgui-bench-l3-") as tmp:
         data, libroot = Path(tmp) / "dataset", Path(tmp) / "library"
         t0 = time.perf_counter()
@@ -179,7 +120,7 @@ def main() -> int:
         loops = open_close_loops(libroot)
     doc = {
         "benchmark": "L3 case library",
-        "readers": reader_name,
+        "readers": "livgui.imageio.list_cases / load_case",
         "cases_written": n + N_DUPLICATE,
         "dataset_build_s": round(build_s, 2),
         "scan_s": round(report.seconds, 3),
