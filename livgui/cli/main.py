@@ -20,7 +20,7 @@ from livgui.core.volume import RESEARCH_NOTICE
 __all__ = ["COMMAND_MODULES", "build_parser", "emit_json", "main", "run_headless"]
 
 #: modules under livgui.cli providing add_parser(subparsers)
-COMMAND_MODULES: list[str] = ["cmd_info", "cmd_metrics", "cmd_library"]
+COMMAND_MODULES: list[str] = ["cmd_info", "cmd_metrics", "cmd_library", "cmd_segment", "cmd_models"]
 
 log = logging.getLogger("livgui")
 
