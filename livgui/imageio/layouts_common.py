@@ -15,9 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from numpy.typing import NDArray
-
 from livgui.core.progress import ProgressFn
 from livgui.core.volume import LabelMap, Volume
 from livgui.imageio.errors import ImageReadError
@@ -31,7 +28,6 @@ __all__ = [
     "SeriesChoiceRequired",
     "choose_series",
     "is_hidden",
-    "labels_from_values",
     "natural_key",
 ]
 
@@ -107,31 +103,6 @@ def natural_key(name: str) -> tuple[Any, ...]:
 def is_hidden(path: Path) -> bool:
     """Hidden files and macOS resource forks (``._liver_0.nii.gz`` in the MSD tarball)."""
     return path.name.startswith(".")
-
-
-def labels_from_values(
-    values: NDArray[Any], mapping: Mapping[int, int], path: str | Path
-) -> NDArray[np.uint8]:
-    """Map file label values to LivGUI labels; values absent from ``mapping`` become 0.
-
-    Parameters
-    ----------
-    values
-        Integer-valued array (any dtype) as stored in the file, memory order.
-    mapping
-        File value -> LivGUI label (0, 1 or 2).
-    path
-        Named in the error when ``values`` holds non-integral numbers.
-    """
-    if np.issubdtype(values.dtype, np.floating):
-        finite = np.isfinite(values)
-        if not np.all(finite) or np.any(values[finite] != np.round(values[finite])):
-            raise ImageReadError(path, "mask holds non-integral values; not a label map")
-    out = np.zeros(values.shape, dtype=np.uint8)
-    for file_value, label in mapping.items():
-        if label:
-            out[values == file_value] = label
-    return out
 
 
 class SeriesChoiceRequired(ImageReadError):
