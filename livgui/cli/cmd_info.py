@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from livgui import imageio
 from livgui.cli.main import emit_json
@@ -65,20 +66,41 @@ def image_info(volume: Volume) -> dict[str, Any]:
     return info
 
 
+def _hu_sums(
+    labels: LabelMap, volume: Volume, slab: int = 16
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Sum of finite HU and count of finite voxels per label 0/1/2, a slab of slices at a
+    time so memory stays flat on large volumes."""
+    sums = np.zeros(3, dtype=np.float64)
+    counts = np.zeros(3, dtype=np.int64)
+    for k in range(0, labels.data.shape[0], slab):
+        lab, hu = labels.data[k : k + slab], volume.data[k : k + slab]
+        finite = np.isfinite(hu) if np.issubdtype(hu.dtype, np.floating) else None
+        for label in range(3):
+            sel = lab == label if finite is None else (lab == label) & finite
+            sums[label] += hu[sel].sum(dtype=np.float64)
+            counts[label] += int(np.count_nonzero(sel))
+    return sums, counts
+
+
 def label_stats(labels: LabelMap, volume: Volume | None) -> dict[str, Any]:
-    """Per label (and liver = 1+2): voxel count, volume (ml) and mean HU over the volume."""
-    flat = labels.data.ravel()
-    counts = np.bincount(flat, minlength=3).astype(np.int64)
-    sums = None
+    """Per label (and liver = 1+2): voxel count, volume (ml) and mean HU over the volume.
+
+    The mean HU is over the finite voxels of the label; ``None`` without voxels or when no
+    volume on the same grid is given.
+    """
+    counts = np.bincount(labels.data.ravel(), minlength=3).astype(np.int64)
+    hu_sums, hu_counts = None, None
     if volume is not None and volume.geometry.same_grid(labels.geometry):
-        hu = volume.data.ravel().astype(np.float64)
-        sums = np.bincount(flat, weights=np.where(np.isfinite(hu), hu, 0.0), minlength=3)
+        hu_sums, hu_counts = _hu_sums(labels, volume)
     ml = labels.geometry.voxel_volume_ml
     out: dict[str, Any] = {}
     groups = {LABEL_NAMES[i]: [i] for i in range(3)} | {"liver_including_lesions": [1, 2]}
     for name, members in groups.items():
         n = int(counts[members].sum())
-        mean = float(sums[members].sum() / n) if sums is not None and n else None
+        mean = None
+        if hu_sums is not None and hu_counts is not None and hu_counts[members].sum():
+            mean = float(hu_sums[members].sum() / hu_counts[members].sum())
         out[name] = {"voxels": n, "volume_ml": n * ml, "mean_hu": mean}
     return out
 

@@ -107,3 +107,13 @@ def test_info_errors(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.setattr(livgui.imageio, "load_image", broken, raising=False)
     code, doc, err = _run(capsys, "info", str(tmp_path / "junk.nii.gz"))
     assert code == 1 and "junk.nii.gz: not a NIfTI file" in err
+
+
+def test_label_stats_ignore_non_finite_voxels() -> None:
+    g = Geometry.from_spacing((1, 1, 4))
+    hu = Volume(np.array([[[np.nan, 100.0, 50.0, np.inf]]], np.float32), g)
+    labels = LabelMap(np.array([[[1, 1, 2, 0]]], np.uint8), g)
+    stats = label_stats(labels, hu)
+    assert stats["liver"] == {"voxels": 2, "volume_ml": 0.002, "mean_hu": 100.0}
+    assert stats["liver_including_lesions"]["mean_hu"] == 75.0
+    assert stats["background"]["mean_hu"] is None  # its only voxel is Inf
