@@ -67,16 +67,22 @@ def outline(labels2d: NDArray[np.uint8]) -> NDArray[np.uint8]:
     return np.where(edge, labels2d, np.uint8(0))
 
 
-class GreyMapper:
-    """Window/level for one volume's dtype: raw slice -> contiguous uint8 image.
+_GREY32: NDArray[np.uint32] = (np.arange(256, dtype=np.uint32) * np.uint32(0x010101)) | np.uint32(
+    0xFF000000
+)
 
-    16-bit and 8-bit integer data use a lookup table (one ``take`` per slice); other
-    dtypes are scaled in float32 with NaN shown black.
+
+class GreyMapper:
+    """Window/level for one volume's dtype: raw slice -> contiguous RGB32 grey image.
+
+    16-bit and 8-bit integer data use a lookup table straight to 32-bit grey pixels (one
+    ``take`` per slice; RGB32 is the format Qt's raster engine scales fastest, about 5x
+    faster than 8-bit grey); other dtypes are scaled in float32 with NaN shown black.
     """
 
     def __init__(self, dtype: np.dtype[Any]) -> None:
         self.dtype = np.dtype(dtype)
-        self._lut: NDArray[np.uint8] | None = None
+        self._lut: NDArray[np.uint32] | None = None
         self._view: np.dtype[Any] | None = None
         self.low = 0.0
         self.high = 1.0
@@ -89,17 +95,18 @@ class GreyMapper:
             return
         n = 1 << (8 * self.dtype.itemsize)
         values = np.arange(n, dtype=self._view).view(self.dtype).astype(np.float32)
-        scaled = (values - self.low) * (255.0 / (self.high - self.low))
-        self._lut = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+        grey = np.clip(np.rint((values - self.low) * (255.0 / (self.high - self.low))), 0, 255)
+        self._lut = _GREY32.take(grey.astype(np.uint8))
 
-    def apply(self, plane: NDArray[Any]) -> NDArray[np.uint8]:
+    def apply(self, plane: NDArray[Any]) -> NDArray[np.uint32]:
+        """RGB32 pixels (``0xFFgggggg``) of a 2-D slice, C-contiguous."""
         if self._lut is not None and self._view is not None:
             return self._lut.take(plane.view(self._view))
         scale = np.float32(255.0 / (self.high - self.low))
         out = (plane.astype(np.float32) - np.float32(self.low)) * scale
         np.clip(out, 0, 255, out=out)
         out[~np.isfinite(out)] = 0
-        return out.astype(np.uint8)
+        return _GREY32.take(out.astype(np.uint8))
 
 
 class OverlayCache:

@@ -35,6 +35,7 @@ PLANE_COLOURS = {
     "coronal": QColor(80, 200, 90),
     "sagittal": QColor(235, 210, 60),
 }
+_DIM = {name: colour.darker(150) for name, colour in PLANE_COLOURS.items()}
 _MARGIN = 18  # px kept free around the image for the orientation letters
 _PAGE = 5
 
@@ -82,6 +83,7 @@ class SliceView(QWidget):
         self._dirty_overlay = True
         self._drag: tuple[str, QPointF, Any] | None = None
         self._hover: tuple[int, int, int] | None = None
+        self._letters: dict[str, str] | None = None
         self._font = QFont(self.font())
         self._font.setPointSizeF(max(8.0, self._font.pointSizeF()))
         self._subscribe()
@@ -118,6 +120,7 @@ class SliceView(QWidget):
         if self._grey is not None:
             self._grey.set_window(self.session.window.low, self.session.window.high)
         self._caches.clear()
+        self._letters = None
         self._index = -1
         self.zoom, self.pan = 1.0, QPointF(0.0, 0.0)
         self._hover = None
@@ -170,7 +173,7 @@ class SliceView(QWidget):
             self._index = self.session.cursor[self.spec.slice_axis]
         if self._dirty_grey:
             self._grey_array = self._grey.apply(self.spec.extract(vol.data, self._index))
-            self._grey_image = _qimage(self._grey_array, QImage.Format.Format_Grayscale8)
+            self._grey_image = _qimage(self._grey_array, QImage.Format.Format_RGB32)
             self._dirty_grey = False
         if self._dirty_overlay:
             self._overlays = []
@@ -244,28 +247,26 @@ class SliceView(QWidget):
         )
 
     def _paint_crosshair(self, painter: QPainter) -> None:
+        # opaque 1-px integer lines: the raster engine's fast path (alpha pens stroke slowly)
         p = self.cursor_point()
-        rect = self.image_rect()
-        gap = 10.0
+        rect = self.image_rect().toAlignedRect()
+        cx, cy, gap = round(p.x()), round(p.y()), 10
         # the vertical line is the plane of the column axis, the horizontal one the row axis
-        col_plane = {2: "sagittal", 1: "coronal", 0: "axial"}[self.spec.col_axis]
-        row_plane = {2: "sagittal", 1: "coronal", 0: "axial"}[self.spec.row_axis]
-        for plane, vertical in ((col_plane, True), (row_plane, False)):
-            colour = QColor(PLANE_COLOURS[plane])
-            colour.setAlpha(170)
-            painter.setPen(QPen(colour, 1.0))
-            if vertical:
-                painter.drawLine(QPointF(p.x(), rect.top()), QPointF(p.x(), p.y() - gap))
-                painter.drawLine(QPointF(p.x(), p.y() + gap), QPointF(p.x(), rect.bottom()))
-            else:
-                painter.drawLine(QPointF(rect.left(), p.y()), QPointF(p.x() - gap, p.y()))
-                painter.drawLine(QPointF(p.x() + gap, p.y()), QPointF(rect.right(), p.y()))
+        names = {2: "sagittal", 1: "coronal", 0: "axial"}
+        painter.setPen(QPen(_DIM[names[self.spec.col_axis]], 0))
+        painter.drawLine(cx, rect.top(), cx, cy - gap)
+        painter.drawLine(cx, cy + gap, cx, rect.bottom())
+        painter.setPen(QPen(_DIM[names[self.spec.row_axis]], 0))
+        painter.drawLine(rect.left(), cy, cx - gap, cy)
+        painter.drawLine(cx + gap, cy, rect.right(), cy)
 
     def _paint_text(self, painter: QPainter) -> None:
         vol = self.session.volume
         assert vol is not None
         painter.setFont(self._font)
-        letters = edge_letters(self.spec, vol.geometry)
+        if self._letters is None:
+            self._letters = edge_letters(self.spec, vol.geometry)
+        letters = self._letters
         painter.setPen(QColor(255, 200, 80))
         w, h, m = self.width(), self.height(), _MARGIN
         flags = Qt.AlignmentFlag.AlignCenter
@@ -288,12 +289,12 @@ class SliceView(QWidget):
             painter.drawText(inner, bottom_right, hu)
 
     def _paint_frame(self, painter: QPainter) -> None:
-        colour = QColor(PLANE_COLOURS[self.plane])
-        if not self.hasFocus():
-            colour.setAlpha(110)
-        painter.setPen(QPen(colour, 2.0 if self.hasFocus() else 1.0))
+        focused = self.hasFocus()
+        painter.setPen(QPen(PLANE_COLOURS[self.plane] if focused else _DIM[self.plane], 0))
         painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.drawRect(QRectF(self.rect()).adjusted(0.5, 0.5, -1, -1))
+        painter.drawRect(self.rect().adjusted(0, 0, -1, -1))
+        if focused:
+            painter.drawRect(self.rect().adjusted(1, 1, -2, -2))
 
     # coordinates ----------------------------------------------------------------------
     def voxel_at(self, pos: QPointF) -> tuple[int, int, int] | None:
