@@ -28,14 +28,8 @@ from livgui.core.geometry import Geometry, Reorientation, reorientation_to_lps
 from livgui.core.progress import ProgressFn, check_cancel
 from livgui.core.volume import SourceInfo, Volume
 from livgui.imageio.dicom_decode import DicomStore, check_decodable, read_stored_pixels
-from livgui.imageio.dicom_scan import (
-    ScanResult,
-    SeriesInfo,
-    SliceHeader,
-    StackGeometry,
-    analyse_stack,
-    scan_dicom,
-)
+from livgui.imageio.dicom_scan import ScanResult, SeriesInfo, SliceHeader, scan_dicom
+from livgui.imageio.dicom_stack import StackGeometry, analyse_stack
 from livgui.imageio.errors import ImageReadError
 
 __all__ = ["ScanResult", "SeriesInfo", "read_dicom_series", "scan_dicom", "series_path"]

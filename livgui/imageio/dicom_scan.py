@@ -5,15 +5,14 @@ each Pixel Data element is remembered so :mod:`livgui.imageio.dicom` can read pi
 single ``read`` per file.  Files are grouped by SeriesInstanceUID, then by
 ImageOrientationPatient (within 1e-3); localizers are separated; non-images and junk are
 skipped and counted.  The geometry of each group (order along the slice normal, gaps,
-duplicates, spacing, tilt) is analysed by :func:`analyse_stack`, shared with the reader so
-both report the same problems.
+duplicates, spacing, tilt) is analysed by :func:`livgui.imageio.dicom_stack.analyse_stack`,
+shared with the reader so both report the same problems.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import zipfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,8 +26,8 @@ from pydicom.errors import InvalidDicomError
 from livgui.core.progress import ProgressFn, check_cancel
 from livgui.imageio import dicom_decode
 from livgui.imageio.dicom_decode import DicomStore, PixelLayout, syntax_label
-from livgui.imageio.errors import ImageReadError
-from livgui.imageio.safepaths import dicomdir_files, safe_zip_members, walk_confined
+from livgui.imageio.dicom_stack import analyse_stack
+from livgui.imageio.safepaths import list_sources
 
 __all__ = ["ScanResult", "SeriesInfo", "SliceHeader", "scan_dicom"]
 
@@ -257,153 +256,11 @@ def parse_header(store: DicomStore, name: str) -> SliceHeader:
 # ---------------------------------------------------------------- sources
 
 
-def _list_sources(
-    path: str | Path | Sequence[str | Path], refused: list[tuple[str, str]]
-) -> tuple[str | None, list[str]]:
-    """``(archive or None, file names)`` for a folder, zip, DICOMDIR or list of files."""
-    if not isinstance(path, str | Path):
-        return None, [str(p) for p in path]
-    p = Path(path)
-    if p.is_dir():
-        return None, [str(f) for f in walk_confined(p, refused)]
-    if not p.exists():
-        raise ImageReadError(p, "no such file or folder")
-    if zipfile.is_zipfile(p):
-        with zipfile.ZipFile(p) as zf:
-            safe, bad = safe_zip_members(zf)
-        refused.extend((f"{p}:{n}", why) for n, why in bad)
-        return str(p), [i.filename for i in safe]
-    if p.name.upper() == "DICOMDIR":
-        return None, dicomdir_files(p, refused)
-    return None, [str(p)]
-
-
-# ---------------------------------------------------------------- stack geometry
-
-_DUP_TOL_MM = 0.01  # positions closer than this along the normal are the same slice
-_NOISE_FRACTION = 0.01  # step deviations below 1 % of the step are float noise
-_TILT_MIN_DEG = 0.1
-
-
-@dataclass(frozen=True)
-class StackGeometry:
-    """Slices ordered along the normal of their orientation (ascending distance).
-
-    ``order`` indexes the input slices; ``duplicates`` pairs ``(kept, other)`` indexes at
-    the same position; ``distances`` are those of ``order`` in mm.  ``gaps`` and
-    ``spacing_notes`` are user-facing messages; ``tilt_deg`` the shear angle of the
-    positions against the normal (gantry tilt), 0 when none.
-    """
-
-    normal: tuple[float, float, float]
-    order: tuple[int, ...]
-    distances: tuple[float, ...]
-    duplicates: tuple[tuple[int, int], ...]
-    step: float
-    gaps: tuple[str, ...]
-    nonuniform: bool
-    spacing_notes: tuple[str, ...]
-    tilt_deg: float
-
-    @property
-    def problems(self) -> tuple[str, ...]:
-        out = list(self.gaps) + list(self.spacing_notes)
-        if self.tilt_deg:
-            out.append(f"gantry tilt of {self.tilt_deg:.2f} degrees (positions sheared)")
-        return tuple(out)
-
-
-def slice_normal(orientation: Sequence[float]) -> np.ndarray[Any, np.dtype[np.float64]]:
-    """Unit normal (row cosine x column cosine) of an ImageOrientationPatient value."""
-    row = np.asarray(orientation[:3], dtype=np.float64)
-    col = np.asarray(orientation[3:6], dtype=np.float64)
-    n = np.cross(row, col)
-    norm = float(np.linalg.norm(n))
-    return n / norm if norm > 0 else np.array([0.0, 0.0, 1.0])
-
-
-def _steps_report(d: np.ndarray[Any, Any]) -> tuple[float, list[str], list[str], bool]:
-    """Median step, gap messages, spacing messages and the non-uniform flag."""
-    steps = np.diff(d)
-    if steps.size == 0:
-        return 0.0, [], [], False
-    step = float(np.median(steps))
-    gaps: list[str] = []
-    worst = 0.0
-    for i, s in enumerate(steps.tolist()):
-        ratio = s / step
-        if ratio > 1.5 and abs(ratio - round(ratio)) < 0.15:
-            k = round(ratio) - 1
-            gaps.append(
-                f"missing slice: about {k} slice(s) absent between positions {d[i]:.2f} mm "
-                f"and {d[i + 1]:.2f} mm along the slice normal (step {step:.3g} mm)"
-            )
-        else:
-            worst = max(worst, abs(s - step))
-    nonuniform = worst > _NOISE_FRACTION * step
-    notes = []
-    if nonuniform:
-        notes.append(
-            f"non-uniform slice spacing: steps from {steps.min():.3g} to {steps.max():.3g} mm "
-            f"(median {step:.3g} mm)"
-        )
-    return step, gaps, notes, nonuniform
-
-
-def _tilt_deg(
-    pos: np.ndarray[Any, Any], d: np.ndarray[Any, Any], normal: np.ndarray[Any, Any]
-) -> float:
-    if len(d) < 2 or d[-1] - d[0] <= 0:
-        return 0.0
-    along = pos[-1] - pos[0]
-    in_plane = along - normal * (d[-1] - d[0])
-    angle = float(np.degrees(np.arctan2(np.linalg.norm(in_plane), d[-1] - d[0])))
-    return round(angle, 3) if angle > _TILT_MIN_DEG else 0.0
-
-
-def analyse_stack(
-    positions: Sequence[Sequence[float]], orientation: Sequence[float]
-) -> StackGeometry:
-    """Order slices along the normal and find duplicates, gaps, spacing and tilt.
-
-    Parameters
-    ----------
-    positions
-        ImagePositionPatient per slice, world LPS mm, in any order.
-    orientation
-        The common ImageOrientationPatient (row cosines then column cosines).
-    """
-    normal = slice_normal(orientation)
-    pos = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
-    dist = pos @ normal
-    order = np.argsort(dist, kind="stable")
-    kept: list[int] = []
-    duplicates: list[tuple[int, int]] = []
-    for idx in order.tolist():
-        if kept and dist[idx] - dist[kept[-1]] < _DUP_TOL_MM:
-            duplicates.append((kept[-1], idx))
-        else:
-            kept.append(idx)
-    d = dist[kept]
-    step, gaps, notes, nonuniform = _steps_report(d)
-    return StackGeometry(
-        normal=(float(normal[0]), float(normal[1]), float(normal[2])),
-        order=tuple(kept),
-        distances=tuple(float(v) for v in d),
-        duplicates=tuple(duplicates),
-        step=step,
-        gaps=tuple(gaps),
-        nonuniform=nonuniform,
-        spacing_notes=tuple(notes),
-        tilt_deg=_tilt_deg(pos[kept], d, normal),
-    )
-
-
 # ---------------------------------------------------------------- grouping
 
 
 def _same_orientation(a: Sequence[float], b: Sequence[float]) -> bool:
-    return bool(np.max(np.abs(np.subtract(a, b))) < 1e-3)
+    return max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-3
 
 
 def _split_by_orientation(headers: list[SliceHeader]) -> list[list[SliceHeader]]:
@@ -421,16 +278,16 @@ def _split_by_orientation(headers: list[SliceHeader]) -> list[list[SliceHeader]]
 def _outlier_problems(slices: Sequence[SliceHeader]) -> list[str]:
     """Rows/Columns or PixelSpacing that differ from the series' majority (row 18)."""
     out = []
-    for attr, label in (("layout", "size"), ("pixel_spacing", "pixel spacing")):
-
-        def value(h: SliceHeader, attr: str = attr) -> tuple[float, ...]:
-            return (h.layout.rows, h.layout.columns) if attr == "layout" else h.pixel_spacing
-
-        values = [value(h) for h in slices]
+    sizes = [(h.layout.rows, h.layout.columns) for h in slices]
+    spacings = [h.pixel_spacing for h in slices]
+    for label, values in (("size", sizes), ("pixel spacing", spacings)):
         common = max(set(values), key=values.count)
-        for h, v in zip(slices, values, strict=True):
-            if not np.allclose(v, common, rtol=1e-4, atol=1e-6):
-                out.append(f"{label} differs inside the series: {h.name} has {v}, others {common}")
+        close = np.isclose(np.asarray(values, dtype=np.float64), common, rtol=1e-4, atol=1e-6)
+        for i in np.flatnonzero(~close.all(axis=1)).tolist():
+            name = slices[i].name
+            out.append(
+                f"{label} differs inside the series: {name} has {values[i]}, others {common}"
+            )
     return out
 
 
@@ -542,35 +399,43 @@ def scan_dicom(
         or refused, each with its reason.
     """
     refused: list[tuple[str, str]] = []
-    archive, names = _list_sources(path, refused)
+    archive, names = list_sources(path, refused)
     batches = [names[i : i + _BATCH] for i in range(0, len(names), _BATCH)]
     n_workers = workers if workers is not None else _auto_workers(len(names))
-    headers: list[SliceHeader] = []
-    skipped: list[tuple[str, str]] = []
-    unreadable: list[tuple[str, str]] = []
-    with DicomStore(archive) as store, ThreadPoolExecutor(max(1, n_workers)) as pool:
-        results = pool.map(lambda b: _parse_batch(store, b), batches)
-        for done, batch in enumerate(results, start=1):
-            check_cancel(cancel)
-            for name, item in zip(batches[done - 1], batch, strict=True):
-                if isinstance(item, SliceHeader):
-                    headers.append(item)
-                else:
-                    (unreadable if item.unreadable else skipped).append(
-                        (store.display(name), item.reason)
-                    )
-            if progress is not None:
-                progress(
-                    done / len(batches),
-                    f"read {min(done * _BATCH, len(names))} of {len(names)} headers",
-                )
-    log.info(
-        "scanned %d files: %d images, %d skipped, %d unreadable",
-        len(names),
-        len(headers),
-        len(skipped),
-        len(unreadable),
-    )
-    return ScanResult(
-        tuple(group_series(headers, archive)), tuple(skipped), tuple(unreadable), tuple(refused)
-    )
+    found = _Found()
+    pool = ThreadPoolExecutor(max(1, n_workers))
+    try:
+        with DicomStore(archive) as store:
+            results = pool.map(lambda b: _parse_batch(store, b), batches)
+            for done, batch in enumerate(results, start=1):
+                check_cancel(cancel)
+                found.add(store, batches[done - 1], batch)
+                if progress is not None:
+                    n = min(done * _BATCH, len(names))
+                    progress(done / len(batches), f"read {n} of {len(names)} headers")
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # a cancel stops queued batches
+    log.info("scanned %d files: %d images, %d skipped, %d unreadable",
+             len(names), len(found.headers), len(found.skipped), len(found.unreadable))  # fmt: skip
+    series = tuple(group_series(found.headers, archive))
+    return ScanResult(series, tuple(found.skipped), tuple(found.unreadable), tuple(refused))
+
+
+class _Found:
+    """Headers, skipped and unreadable files collected during a scan."""
+
+    def __init__(self) -> None:
+        self.headers: list[SliceHeader] = []
+        self.skipped: list[tuple[str, str]] = []
+        self.unreadable: list[tuple[str, str]] = []
+
+    def add(
+        self, store: DicomStore, names: Sequence[str], items: list[SliceHeader | _Skip]
+    ) -> None:
+        for name, item in zip(names, items, strict=True):
+            if isinstance(item, SliceHeader):
+                self.headers.append(item)
+            elif item.unreadable:
+                self.unreadable.append((store.display(name), item.reason))
+            else:
+                self.skipped.append((store.display(name), item.reason))

@@ -14,8 +14,10 @@ import os
 import re
 import stat
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path, PureWindowsPath
+
+from livgui.imageio.errors import ImageReadError
 
 __all__ = [
     "MAX_MEMBER_BYTES",
@@ -23,6 +25,7 @@ __all__ = [
     "confined_path",
     "dicomdir_files",
     "is_within",
+    "list_sources",
     "safe_name",
     "safe_zip_members",
     "walk_confined",
@@ -176,8 +179,6 @@ def dicomdir_files(path: Path, refused: list[tuple[str, str]]) -> list[str]:
     """
     import pydicom
 
-    from livgui.imageio.errors import ImageReadError
-
     try:
         ds = pydicom.dcmread(path)
     except Exception as err:
@@ -196,3 +197,30 @@ def dicomdir_files(path: Path, refused: list[tuple[str, str]]) -> list[str]:
         if target.is_file():
             out[str(target)] = None
     return list(out)
+
+
+def list_sources(
+    path: str | Path | Sequence[str | Path], refused: list[tuple[str, str]]
+) -> tuple[str | None, list[str]]:
+    """``(archive or None, file names)`` for a folder, zip, DICOMDIR or list of files.
+
+    Folders are walked recursively without following links out of them; zip members are
+    filtered by :func:`safe_zip_members` (names returned are member names of the
+    archive); DICOMDIR records are confined by :func:`dicomdir_files`.  Everything refused
+    is appended to ``refused`` as ``(path, reason)``.
+    """
+    if not isinstance(path, str | Path):
+        return None, [str(p) for p in path]
+    p = Path(path)
+    if p.is_dir():
+        return None, [str(f) for f in walk_confined(p, refused)]
+    if not p.exists():
+        raise ImageReadError(p, "no such file or folder")
+    if zipfile.is_zipfile(p):
+        with zipfile.ZipFile(p) as zf:
+            safe, bad = safe_zip_members(zf)
+        refused.extend((f"{p}:{n}", why) for n, why in bad)
+        return str(p), [i.filename for i in safe]
+    if p.name.upper() == "DICOMDIR":
+        return None, dicomdir_files(p, refused)
+    return None, [str(p)]
