@@ -278,7 +278,7 @@ def _split_by_orientation(headers: list[SliceHeader]) -> list[list[SliceHeader]]
 def _outlier_problems(slices: Sequence[SliceHeader]) -> list[str]:
     """Rows/Columns or PixelSpacing that differ from the series' majority (row 18)."""
     out = []
-    sizes = [(h.layout.rows, h.layout.columns) for h in slices]
+    sizes: list[tuple[float, float]] = [(h.layout.rows, h.layout.columns) for h in slices]
     spacings = [h.pixel_spacing for h in slices]
     for label, values in (("size", sizes), ("pixel spacing", spacings)):
         common = max(set(values), key=values.count)
