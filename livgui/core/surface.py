@@ -74,9 +74,19 @@ def _directed(
     to_surface: NDArray[np.bool_],
     spacing: tuple[float, float, float],
 ) -> NDArray[np.float64]:
-    """Distances (mm) from each voxel of ``from_surface`` to the nearest of ``to_surface``."""
-    dist = ndimage.distance_transform_edt(~to_surface, sampling=spacing)
-    out: NDArray[np.float64] = np.asarray(dist[from_surface], dtype=np.float64)
+    """Distances (mm) from each voxel of ``from_surface`` to the nearest of ``to_surface``.
+
+    Only the nearest-feature indices of the spacing-aware EDT are computed on the grid;
+    distances are then evaluated at the surface voxels alone, which avoids the several
+    full-grid float64 temporaries ``distance_transform_edt`` builds for its distance map.
+    """
+    nearest = ndimage.distance_transform_edt(
+        ~to_surface, sampling=spacing, return_distances=False, return_indices=True
+    )
+    points = np.nonzero(from_surface)
+    delta = np.stack([nearest[axis][points] - points[axis] for axis in range(3)], axis=1)
+    scaled = delta.astype(np.float64) * np.asarray(spacing, dtype=np.float64)
+    out: NDArray[np.float64] = np.sqrt(np.einsum("ij,ij->i", scaled, scaled))
     return out
 
 
