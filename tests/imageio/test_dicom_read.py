@@ -21,6 +21,7 @@ from tests.imageio.dicom_factory import (
     AXIAL,
     CORONAL,
     SliceSpec,
+    make_dataset,
     phantom_hu,
     write_series,
     write_slice,
@@ -80,15 +81,27 @@ def test_scan_skips_and_counts_junk(tmp_path: Path) -> None:
     good = sorted(tmp_path.glob("*_x.dcm"))[0].read_bytes()
     (tmp_path / "truncated.dcm").write_bytes(good[: len(good) // 2])
     (tmp_path / "header_only.dcm").write_bytes(good[:200])
+    report = make_dataset(SliceSpec(hu[0], (0, 0, 0), sop_class="1.2.840.10008.5.1.4.1.1.88.11"))
+    for keyword in ("Rows", "Columns", "PixelData"):
+        delattr(report, keyword)
+    report.save_as(tmp_path / "report.dcm", enforce_file_format=True)
     result = scan_dicom(tmp_path)
     assert [s.n_files for s in result.series] == [5]
-    assert result.skip_counts() == {"not a DICOM file": 2}
+    assert result.skip_counts() == {"not a DICOM file": 2, "not an image": 1}
     assert sorted(Path(p).name for p, _ in result.unreadable) == [
         "header_only.dcm",
         "truncated.dcm",
     ]
     assert any("truncated" in why for _, why in result.unreadable)
     np.testing.assert_array_equal(read_dicom_series(result.series[0]).data, hu)
+
+
+def test_a_list_of_files_is_a_source_too(tmp_path: Path) -> None:
+    hu = phantom_hu(4)
+    paths = write_series(tmp_path, hu)
+    vol = read_dicom_series(list(reversed(paths)))
+    np.testing.assert_array_equal(vol.data, hu)
+    assert scan_dicom(paths[:2]).series[0].n_files == 2
 
 
 def test_zip_of_a_folder_reads_like_the_folder(tmp_path: Path) -> None:

@@ -339,6 +339,10 @@ def test_row19_dicomdir_records_outside_the_root_are_refused(tmp_path: Path, mon
     np.testing.assert_array_equal(vol.data, hu)
     assert str(outside.resolve()) not in opened
     assert sorted(os.listdir(tmp_path)) == before  # nothing written, copied or deleted
+    walked = scan_dicom(root)  # the folder itself: the index is junk, the link refused
+    assert walked.skip_counts() == {"DICOMDIR index": 1}
+    assert [Path(p).name for p, _ in walked.refused] == ["LINK"]
+    assert str(outside.resolve()) not in opened
 
 
 def test_row20_archive_members_leaving_the_root_are_refused(tmp_path: Path, monkeypatch) -> None:
