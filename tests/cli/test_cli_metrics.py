@@ -79,3 +79,16 @@ def test_errors_are_a_message_and_non_zero_exit(tmp_path: Path, capsys) -> None:
     assert code == 1 and "bad.nii.gz" in err and "7" in err
     with pytest.raises(SystemExit):
         main(["metrics", str(ref), str(ref), "--connectivity", "18"])
+    with pytest.raises(SystemExit):
+        main(["metrics", str(ref), str(ref), "--prediction-values", "5:3"])
+    assert "LABEL 1 (liver) or 2 (lesion)" in capsys.readouterr().err
+
+
+def test_value_mapping_turns_other_values_into_background(tmp_path: Path, capsys) -> None:
+    ref = _save(tmp_path / "ref.nii.gz", _labels())
+    model = _labels() * 3  # a model that writes liver as 3 and lesion as 6
+    model[0, 0, 0] = 9  # another organ: must become background
+    pred = _save(tmp_path / "model.nii.gz", model)
+    code, doc, err = _run(capsys, "metrics", str(ref), str(pred), "--prediction-values", "3:1,6:2")
+    assert code == 0, err
+    assert doc["metrics"]["liver"]["dice"] == 1.0 and doc["metrics"]["lesion"]["dice"] == 1.0

@@ -86,3 +86,33 @@ def test_library_adds_the_real_subjects(tmp_path, capsys) -> None:
     assert code == 0, err
     doc = json.loads(out)
     assert doc["counts"]["readable"] == 3, doc
+
+
+def test_dcmqi_nrrd_and_dicom_seg_livers_agree(capsys) -> None:
+    seg = shared_path("dcmqi-ct3slice", "data", "segmentations")
+    code = main(
+        [
+            "metrics",
+            str(seg / "liver_seg.nrrd"),
+            str(seg / "liver.dcm"),
+            "--image",
+            str(seg / "ct-3slice"),
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    liver = json.loads(out)["metrics"]["liver"]
+    assert liver["dice"] > 0.99 and 60 < liver["reference_ml"] < 80
+
+
+def test_totalsegmentator_model_outputs_with_value_mapping(capsys) -> None:
+    ref = shared_path("totalsegmentator", "reference_files", "example_seg.nii.gz")
+    fast = ref.with_name("example_seg_fast.nii.gz")
+    code = main(
+        ["metrics", str(ref), str(fast), "--reference-values", "5:1", "--prediction-values", "5:1"]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    liver = json.loads(out)["metrics"]["liver"]
+    assert 0.9 < liver["dice"] < 1.0 and liver["reference_ml"] > 500
+    assert liver["hd95_mm"] is not None and liver["hd95_mm"] >= 0.0
