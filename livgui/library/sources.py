@@ -65,8 +65,8 @@ def sanitize_case_id(raw: str) -> str:
     Ids that are already plain (``[A-Za-z0-9][A-Za-z0-9._-]*``, at most 64 characters, not
     a reserved Windows device name) are kept as they are.  Anything else (``/``, ``..``,
     ``:``, spaces, non-ASCII, over-long text from headers: RELIABILITY row 21) becomes the
-    cleaned text plus the first 8 hex digits of its SHA-256, so distinct raw ids stay
-    distinct.
+    cleaned text (its end kept when too long, since ``dataset/sub/case`` ids name the case
+    last) plus the first 8 hex digits of its SHA-256, so distinct raw ids stay distinct.
     """
     stem = raw.split(".", 1)[0].upper()
     if (
@@ -78,7 +78,7 @@ def sanitize_case_id(raw: str) -> str:
         return raw
     digest = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     cleaned = _UNSAFE_CHARS.sub("_", raw).replace("..", "_").strip("._-")
-    cleaned = cleaned[: MAX_ID_LENGTH - 9]
+    cleaned = cleaned[-(MAX_ID_LENGTH - 9) :].strip("._-")  # the tail names the case
     return f"{cleaned}_{digest}" if cleaned else f"case_{digest}"
 
 

@@ -157,6 +157,8 @@ def test_unsafe_ids_from_headers_never_reach_paths(lib: Library, tmp_path: Path)
         assert all(c.isascii() and (c.isalnum() or c in "._-") for c in safe)
         assert not safe.startswith(".") and ".." not in safe
     assert sanitize_case_id("volume-17") == "volume-17"
+    long_id = "liver-tumor-2d-kaggle/projects/TensorFlowFlexUNet/3D-Liver-Tumor/mini_test/10019_122"
+    assert "10019_122_" in sanitize_case_id(long_id)
     assert sanitize_case_id("a/b") != sanitize_case_id("a:b")
 
 
