@@ -85,6 +85,16 @@ def test_row1_truncated_plain_nii_and_corrupt_middle(tmp_path):
         read_nifti(damaged)
 
 
+def test_row1_damaged_gzip_checksum_is_detected(tmp_path):
+    good = save_nifti(tmp_path / "good.nii.gz", noise_volume())
+    blob = bytearray(good.read_bytes())
+    blob[-8] ^= 0xFF  # CRC32 of the member: the voxels inflate fine, the check must fail
+    bad = tmp_path / "crc.nii.gz"
+    bad.write_bytes(bytes(blob))
+    with pytest.raises(ImageReadError, match="file is incomplete or corrupt"):
+        read_nifti(bad)
+
+
 def test_row1_truncated_mask_is_reported(tmp_path):
     vol = read_nifti(save_nifti(tmp_path / "ct.nii.gz", noise_volume()))
     m = save_nifti(tmp_path / "m.nii.gz", mask_for((40, 36, 30)))
