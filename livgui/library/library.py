@@ -26,8 +26,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from livgui.core.atomicio import sha256_file
+from livgui.core.atomicio import atomic_write_bytes, sha256_file
+from livgui.core.metrics import json_safe
 from livgui.core.progress import ProgressFn
+from livgui.core.volume import RESEARCH_NOTICE
 from livgui.library.catalogue import CATALOGUE_NAME, connect
 from livgui.library.records import (
     MASK_KINDS,
@@ -44,6 +46,12 @@ from livgui.library.records import (
 __all__ = ["Library", "now_utc", "os_user"]
 
 log = logging.getLogger(__name__)
+
+_README = f"""LivGUI case library ({RESEARCH_NOTICE}).
+
+catalogue.sqlite  cases, masks and the append-only audit log (do not edit by hand)
+cases/<case_id>/  masks LivGUI saved for each case; the CT sources stay where they were
+"""
 
 _CASE_COLUMNS = (
     "case_id, source_path, source_sha256, layout, reference_path, status, error, "
@@ -62,6 +70,11 @@ def os_user() -> str:
         return getpass.getuser()
     except (OSError, KeyError, ImportError):
         return "unknown"
+
+
+def _details_json(details: dict[str, Any]) -> str:
+    """Audit details as strict JSON (NaN/Inf become null, unknown objects their str)."""
+    return json.dumps(json_safe(details), allow_nan=False, default=str)
 
 
 def _case_from_row(row: Sequence[Any]) -> CaseRecord:
@@ -93,6 +106,9 @@ class Library:
         if path.exists() and not path.is_dir():
             raise NotADirectoryError(f"{path}: a library root must be a folder")
         (path / "cases").mkdir(parents=True, exist_ok=True)
+        readme = path / "README.txt"
+        if not readme.exists():
+            atomic_write_bytes(readme, _README.encode("utf-8"))
         return cls(path, connect(path / CATALOGUE_NAME))
 
     def close(self) -> None:
@@ -176,7 +192,7 @@ class Library:
                     record.error,
                     record.added_utc,
                     int(record.use_for_training),
-                    json.dumps(record.info, allow_nan=False, default=str),
+                    _details_json(record.info),
                 ),
             )
             self._append_audit(conn, record.case_id, "add", audit_details)
@@ -272,7 +288,7 @@ class Library:
     ) -> None:
         conn.execute(
             "INSERT INTO audit (at_utc, who, case_id, action, details) VALUES (?, ?, ?, ?, ?)",
-            (now_utc(), os_user(), case_id, action, json.dumps(details, default=str)),
+            (now_utc(), os_user(), case_id, action, _details_json(details)),
         )
 
     def audit(self, case_id: str | None, action: str, **details: Any) -> None:

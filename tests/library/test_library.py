@@ -223,7 +223,7 @@ def test_status_transitions_are_checked_and_audited(lib: Library, tmp_path: Path
 
 
 def test_audit_is_append_only_even_through_raw_sql(lib: Library, tmp_path: Path) -> None:
-    lib.audit(None, "open library", note="x")
+    lib.audit(None, "open library", note="x", ratio=float("nan"))
     db = sqlite3.connect(lib.root / CATALOGUE_NAME)
     try:
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):
@@ -233,7 +233,8 @@ def test_audit_is_append_only_even_through_raw_sql(lib: Library, tmp_path: Path)
     finally:
         db.close()
     (entry,) = lib.audit_log()
-    assert entry.action == "open library" and entry.details == {"note": "x"}
+    assert entry.action == "open library" and entry.details == {"note": "x", "ratio": None}
+    assert "research use only" in (lib.root / "README.txt").read_text()
 
 
 def test_masks_are_recorded_inside_the_root_with_hash(lib: Library, tmp_path: Path) -> None:
