@@ -54,7 +54,9 @@ def atomic_write(
     target = Path(path)
     folder = target.parent
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
+    # Keep the temp name short: a long target name plus a suffix can exceed NAME_MAX (255).
+    stem = target.name.encode("utf-8")[:80].decode("utf-8", "ignore")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{stem}.", suffix=".part", dir=folder)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
