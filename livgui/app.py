@@ -68,9 +68,15 @@ def build_screenshot_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--slice", type=int, help="0-based index along the plane's axis (default: middle)"
     )
-    p.add_argument("--layout", choices=("1", "3"), default="3")
+    p.add_argument(
+        "--layout", choices=("1", "3"), help="1 or 3 views (default: 3; 1 for one-slice images)"
+    )
     p.add_argument("--size", default="1600x1000", help="window size WxH in pixels")
-    p.add_argument("--preset", choices=("abdomen", "liver", "bone", "lung"), default="abdomen")
+    p.add_argument(
+        "--preset",
+        choices=("abdomen", "liver", "bone", "lung"),
+        help="window preset (default: abdomen; data range for non-HU images)",
+    )
     return p
 
 
@@ -119,8 +125,10 @@ def screenshot(argv: Sequence[str]) -> int:
         )
         window.resize(*size)
         window.show_case(loaded)
-        window.session.apply_preset(args.preset)
-        window.session.set_layout(args.layout, args.plane)
+        if args.preset:
+            window.session.apply_preset(args.preset)
+        layout = args.layout or window.session.layout
+        window.session.set_layout(layout, args.plane)
         if args.slice is not None:
             _set_slice(window.session, args.plane, args.slice)
         window.metrics_panel.analyse_now()

@@ -89,7 +89,7 @@ class LabelLayer:
     kind: LayerKind
     labels: LabelMap
     visible: bool = True
-    opacity: float = 0.45
+    opacity: float = 0.35
     style: Style = "fill"
     version: int = 0
 
@@ -99,19 +99,19 @@ class Readout:
     """What lies under a voxel: indices ``(z, y, x)``, world LPS mm, HU and labels."""
 
     zyx: tuple[int, int, int]
-    lps_mm: tuple[float, float, float]
+    lps_mm: tuple[float, float, float] | None
     hu: float
     labels: dict[str, str] = field(default_factory=dict)
+    unit: str = "HU"
 
     def text(self) -> str:
         z, y, x = self.zyx
-        wx, wy, wz = self.lps_mm
-        hu = "nan" if not np.isfinite(self.hu) else f"{self.hu:.0f}"
-        parts = [
-            f"voxel (x {x}, y {y}, z {z})",
-            f"LPS ({wx:.1f}, {wy:.1f}, {wz:.1f}) mm",
-            f"{hu} HU",
-        ]
+        value = "nan" if not np.isfinite(self.hu) else f"{self.hu:.0f}"
+        parts = [f"voxel (x {x}, y {y}, z {z})"]
+        if self.lps_mm is not None:
+            wx, wy, wz = self.lps_mm
+            parts.append(f"LPS ({wx:.1f}, {wy:.1f}, {wz:.1f}) mm")
+        parts.append(f"{value} {self.unit}" if self.unit else f"value {value}")
         parts += [f"{name}: {value}" for name, value in self.labels.items()]
         return "  |  ".join(parts)
 
@@ -143,6 +143,10 @@ class CaseSession:
         self.main_plane: Plane = "axial"
         self.selected_lesion: int | None = None
         self.results: dict[str, Any] = {}
+        #: display facts of the open image: the unit of its values ("" when they are not
+        #: HU) and whether its world position/orientation is known (not for 2D exports)
+        self.value_unit = "HU"
+        self.world_known = True
         self._generation = 0
         self.case_changed = Event("case_changed")
         self.cursor_changed = Event("cursor_changed")
@@ -178,6 +182,7 @@ class CaseSession:
         self.layers = []
         self.results = {}
         self.selected_lesion = None
+        self.value_unit, self.world_known = "HU", True
         self.cursor = tuple(s // 2 for s in volume.shape)  # type: ignore[assignment]
         self.case_changed.emit()
         self.layers_changed.emit()
@@ -374,7 +379,8 @@ class CaseSession:
         }
         return Readout(
             (int(z), int(y), int(x)),
-            (float(world[0]), float(world[1]), float(world[2])),
+            (float(world[0]), float(world[1]), float(world[2])) if self.world_known else None,
             float(self.volume.data[z, y, x]),
             labels,
+            self.value_unit,
         )

@@ -24,6 +24,7 @@ from livgui.core.presets import PRESETS
 from livgui.core.session import CaseSession
 from livgui.core.volume import RESEARCH_NOTICE
 from livgui.ui import dialogs, loading
+from livgui.ui.planes import orientation_known
 from livgui.ui.view_grid import ViewGrid
 from livgui.ui.workers import TaskBar, Worker
 
@@ -66,6 +67,7 @@ class MainWindow(QMainWindow):
         self.workers: set[Worker] = set()
         self.load_worker: Worker | None = None
         self.docks: dict[str, QDockWidget] = {}
+        self._auto_single = False
         self._build_status_bar()
         self._build_menus()
         self.setAcceptDrops(True)
@@ -77,6 +79,7 @@ class MainWindow(QMainWindow):
         self.session.cursor_changed.connect(lambda _zyx: self._show_readout(None))
         for module in PANEL_MODULES if panels is None else panels:
             importlib.import_module(module).install(self)
+        self._size_docks()
         self._update_title()
 
     # building -------------------------------------------------------------------------
@@ -180,6 +183,12 @@ class MainWindow(QMainWindow):
         """Show a short message in the status bar (beside the cursor readout)."""
         self.message_label.setText(text)
         self._message_timer.start(timeout_ms)
+
+    def _size_docks(self) -> None:
+        horizontal = Qt.Orientation.Horizontal
+        for key, width in (("cases", 210), ("layers", 380), ("metrics", 380)):
+            if key in self.docks:
+                self.resizeDocks([self.docks[key]], [width], horizontal)
 
     # commands -------------------------------------------------------------------------
     def apply_preset(self, name: str) -> None:
@@ -324,6 +333,7 @@ class MainWindow(QMainWindow):
     def show_case(self, loaded: loading.Loaded) -> None:
         """Put a loaded case into the session (GUI thread)."""
         self.session.set_case(loaded.volume, loaded.case_id, loaded.warnings)
+        self._fit_display(loaded)
         for name, kind, labels in loaded.layers:
             try:
                 self.session.add_layer(name, kind, labels)  # type: ignore[arg-type]
@@ -335,6 +345,20 @@ class MainWindow(QMainWindow):
         self.warning_label.setToolTip("\n".join(loaded.warnings))
         self.notify(f"Opened {loaded.case_id}", 4000)
         self.case_loaded.emit(loaded.case_id)
+
+    def _fit_display(self, loaded: loading.Loaded) -> None:
+        """One-slice images get the one-view layout; non-HU pixel values a full-range window."""
+        volume = loaded.volume
+        if volume.shape[0] == 1:
+            self.session.set_layout("1", "axial")
+        elif self.session.layout == "1" and self._auto_single:
+            self.session.set_layout("3")
+        self._auto_single = volume.shape[0] == 1
+        self.session.world_known = orientation_known(volume)
+        if any("not hu" in note.lower() for note in loaded.warnings):
+            self.session.value_unit = ""
+            low, high = volume.finite_range()
+            self.session.set_window((low + high) / 2, max(1.0, high - low), "data range")
 
     # recent files and drops -----------------------------------------------------------
     def recent_paths(self) -> list[str]:

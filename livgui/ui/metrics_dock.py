@@ -182,6 +182,8 @@ class MetricsPanel(QWidget):
         self._fill_lesions()
         if self.session.volume is None:
             self.status.setText("No case open.")
+        elif not result["volumes"]:
+            self.status.setText("No masks: open or add a mask to see figures and lesions.")
         elif not result["metrics"]:
             self.status.setText("Reference only: add a prediction or correction to compare.")
         else:
@@ -197,6 +199,7 @@ class MetricsPanel(QWidget):
         ]
         compared = list(result["metrics"])
         titles = [r[0] for r in rows] + ([t for t, _p, _f in FIGURES] if compared else [])
+        titles = titles if names else []
         self.figures.clear()
         self.figures.setRowCount(len(titles))
         self.figures.setColumnCount(len(names))

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from livgui.core.geometry import Geometry
 
-__all__ = ["PLANE_SPECS", "PlaneSpec", "edge_letters"]
+__all__ = ["PLANE_SPECS", "PlaneSpec", "edge_letters", "orientation_known", "position_text"]
 
 _OPPOSITE = {"L": "R", "R": "L", "P": "A", "A": "P", "S": "I", "I": "S"}
 
@@ -97,3 +97,29 @@ def edge_letters(spec: PlaneSpec, geometry: Geometry) -> dict[str, str]:
     row = _axis_code(geometry, spec.row_axis)
     bottom = _OPPOSITE[row] if spec.flip_rows else row
     return {"left": _OPPOSITE[col], "right": col, "top": _OPPOSITE[bottom], "bottom": bottom}
+
+
+def orientation_known(volume: Any) -> bool:
+    """False for images whose patient orientation is unknown (2D exports, "plane unknown").
+
+    Letters on such an image would be a guess presented as a fact, so views omit them.
+    """
+    source = getattr(volume, "source", None)
+    if source is None:
+        return True
+    if source.format == "2d-image":
+        return False
+    notes = " ".join(source.warnings).lower()
+    return not ("plane unknown" in notes or "orientation unknown" in notes)
+
+
+_AXIS_LETTERS = {0: ("S", "I"), 1: ("P", "A"), 2: ("L", "R")}  # array axis -> (+, -) world
+
+
+def position_text(spec: PlaneSpec, geometry: Geometry, zyx: tuple[int, int, int]) -> str:
+    """World position of the slice along its normal, e.g. ``"S 94.4 mm"`` (LPS signs)."""
+    world = geometry.index_to_world(np.asarray(zyx, dtype=np.float64))
+    world_axis = 2 - spec.slice_axis  # LPS component: x (L) for sagittal, z (S) for axial
+    value = float(world[world_axis])
+    plus, minus = _AXIS_LETTERS[spec.slice_axis]
+    return f"{plus if value >= 0 else minus} {abs(value):.1f} mm"

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from livgui.core.session import CaseSession
 from livgui.ui.overlays import GreyMapper, OverlayCache
-from livgui.ui.planes import PLANE_SPECS, edge_letters
+from livgui.ui.planes import PLANE_SPECS, edge_letters, orientation_known, position_text
 
 __all__ = ["PLANE_COLOURS", "SliceView"]
 
@@ -264,29 +264,46 @@ class SliceView(QWidget):
         vol = self.session.volume
         assert vol is not None
         painter.setFont(self._font)
-        if self._letters is None:
-            self._letters = edge_letters(self.spec, vol.geometry)
-        letters = self._letters
-        painter.setPen(QColor(255, 200, 80))
         w, h, m = self.width(), self.height(), _MARGIN
-        flags = Qt.AlignmentFlag.AlignCenter
-        painter.drawText(QRectF(0, 0, w, m), flags, letters["top"])
-        painter.drawText(QRectF(0, h - m, w, m), flags, letters["bottom"])
-        painter.drawText(QRectF(0, 0, m, h), flags, letters["left"])
-        painter.drawText(QRectF(w - m, 0, m, h), flags, letters["right"])
+        self._paint_letters(painter, vol)
         n = vol.shape[self.spec.slice_axis]
         wl = self.session.window
         painter.setPen(QColor(230, 230, 230))
         inner = QRectF(m + 4, m + 2, w - 2 * m - 8, h - 2 * m - 4)
         top_left = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop
-        painter.drawText(inner, top_left, f"{self.plane.capitalize()}  {self._index + 1}/{n}")
+        name = self.plane.capitalize() if self._letters else "Image"
+        title = f"{name}  {self._index + 1}/{n}"
+        if self._letters:
+            title += f"   {position_text(self.spec, vol.geometry, self.session.cursor)}"
+        painter.drawText(inner, top_left, title)
         bottom_left = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom
         painter.drawText(inner, bottom_left, f"W {wl.width:.0f}  L {wl.level:.0f}")
         if self._hover is not None:
             value = float(vol.data[self._hover])
-            hu = f"{value:.0f} HU" if np.isfinite(value) else "nan"
+            unit = self.session.value_unit
+            hu = (
+                (f"{value:.0f} {unit}" if unit else f"value {value:.0f}")
+                if np.isfinite(value)
+                else "nan"
+            )
             bottom_right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom
             painter.drawText(inner, bottom_right, hu)
+
+    def _paint_letters(self, painter: QPainter, vol: Any) -> None:
+        """Patient-direction letters at the edges; a notice when the orientation is unknown."""
+        if self._letters is None:
+            known = orientation_known(vol)
+            self._letters = edge_letters(self.spec, vol.geometry) if known else {}
+        w, h, m = self.width(), self.height(), _MARGIN
+        painter.setPen(QColor(255, 200, 80))
+        flags = Qt.AlignmentFlag.AlignCenter
+        if not self._letters:
+            painter.drawText(QRectF(0, 0, w, m), flags, "orientation unknown")
+            return
+        painter.drawText(QRectF(0, 0, w, m), flags, self._letters["top"])
+        painter.drawText(QRectF(0, h - m, w, m), flags, self._letters["bottom"])
+        painter.drawText(QRectF(0, 0, m, h), flags, self._letters["left"])
+        painter.drawText(QRectF(w - m, 0, m, h), flags, self._letters["right"])
 
     def _paint_frame(self, painter: QPainter) -> None:
         focused = self.hasFocus()

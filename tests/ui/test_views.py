@@ -267,3 +267,24 @@ def test_prediction_layer_is_compared_with_the_reference(phantom_window, qtbot):
     titles = [figures.verticalHeaderItem(r).text() for r in range(figures.rowCount())]
     dice = float(figures.item(titles.index("Liver Dice"), 1).text())
     assert 0.0 < dice < 1.0
+
+
+def test_a_2d_export_opens_in_one_view_without_invented_orientation(window):
+    from livgui.core.volume import SourceInfo
+    from livgui.ui.loading import Loaded
+
+    data = np.zeros((1, 64, 64), np.uint8)
+    data[0, 10:30, 10:30] = 200
+    notes = ("not axial: plane unknown", "pixel values are 8-bit display values, not HU")
+    vol = Volume(data, Geometry((1, 64, 64)), SourceInfo("x.png", "2d-image", warnings=notes))
+    window.show_case(Loaded("png", vol, [], notes))
+    s = window.session
+    assert s.layout == "1" and s.main_plane == "axial"
+    assert (s.window.low, s.window.high) == (0.0, 200.0)
+    assert "HU" not in s.readout().text() and "LPS" not in s.readout().text()
+    axial = window.views["axial"]
+    axial.repaint()
+    assert axial._letters == {}
+    vol3d = Volume(np.zeros((4, 8, 8), np.int16), Geometry((4, 8, 8)))
+    window.show_case(Loaded("ct", vol3d, []))
+    assert s.layout == "3" and s.world_known and "HU" in s.readout().text()
