@@ -24,7 +24,7 @@ predicted lesions); ``FN = reference lesions - TP``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -257,6 +257,34 @@ def _bbox(box: tuple[slice, ...]) -> tuple[int, int, int, int, int, int]:
     return (int(z.start), int(y.start), int(x.start), int(z.stop), int(y.stop), int(x.stop))
 
 
+def _measure(
+    mask: NDArray[np.bool_],
+    box: tuple[slice, ...],
+    labels: LabelMap,
+    volume: Volume | None,
+) -> Lesion:
+    """One lesion from its mask cropped to ``box`` (absolute slices of the full grid)."""
+    geom = labels.geometry
+    origin = np.array([s.start for s in box], dtype=np.float64)
+    c = np.argwhere(mask).mean(axis=0) + origin
+    w = geom.index_to_world(c)
+    longest, perp, k = _axial_diameters(mask, (geom.spacing[1], geom.spacing[2]))
+    hu = None if volume is None else float(volume.data[box][mask].astype(np.float64).mean())
+    n = int(np.count_nonzero(mask))
+    return Lesion(
+        id=0,
+        voxels=n,
+        volume_ml=n * geom.voxel_volume_ml,
+        longest_axial_diameter_mm=longest,
+        perpendicular_diameter_mm=perp,
+        axial_slice=int(box[0].start + k),
+        mean_hu=hu,
+        centroid_zyx=(float(c[0]), float(c[1]), float(c[2])),
+        centroid_lps_mm=(float(w[0]), float(w[1]), float(w[2])),
+        bbox_zyx=_bbox(box),
+    )
+
+
 def lesion_table(
     labels: LabelMap, volume: Volume | None = None, *, connectivity: int = 26
 ) -> list[Lesion]:
@@ -275,37 +303,18 @@ def lesion_table(
         raise ValueError(
             f"volume {volume.geometry!r} and labels {labels.geometry!r} are on different grids"
         )
-    lab, count = components(labels.lesion(), connectivity)
-    if count == 0:
+    lesion = labels.lesion()
+    outer = bounding_box(lesion)
+    if outer is None:
         return []
-    geom = labels.geometry
-    pixel = (geom.spacing[1], geom.spacing[2])
-    rows = []
-    for index, box in enumerate(ndimage.find_objects(lab), start=1):
-        if box is None:
+    lab, _ = components(lesion[outer], connectivity)  # labelled inside the lesions' box only
+    found = []
+    for index, inner in enumerate(ndimage.find_objects(lab), start=1):
+        if inner is None:
             continue
-        mask = lab[box] == index
-        idx = np.argwhere(mask).astype(np.float64) + [s.start for s in box]
-        centroid = idx.mean(axis=0)
-        longest, perp, k = _axial_diameters(mask, pixel)
-        hu = float(volume.data[box][mask].astype(np.float64).mean()) if volume else None
-        n = int(mask.sum())
-        rows.append(
-            (n, longest, perp, box[0].start + k, hu, centroid, geom.index_to_world(centroid), box)
+        box = tuple(
+            slice(o.start + i.start, o.start + i.stop) for o, i in zip(outer, inner, strict=True)
         )
-    rows.sort(key=lambda r: -r[0])
-    return [
-        Lesion(
-            id=i,
-            voxels=n,
-            volume_ml=n * geom.voxel_volume_ml,
-            longest_axial_diameter_mm=longest,
-            perpendicular_diameter_mm=perp,
-            axial_slice=int(k),
-            mean_hu=hu,
-            centroid_zyx=(float(c[0]), float(c[1]), float(c[2])),
-            centroid_lps_mm=(float(w[0]), float(w[1]), float(w[2])),
-            bbox_zyx=_bbox(box),
-        )
-        for i, (n, longest, perp, k, hu, c, w, box) in enumerate(rows, start=1)
-    ]
+        found.append(_measure(lab[inner] == index, box, labels, volume))
+    found.sort(key=lambda les: -les.voxels)
+    return [replace(les, id=i) for i, les in enumerate(found, start=1)]

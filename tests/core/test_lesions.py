@@ -117,3 +117,17 @@ def test_table_without_lesions_and_grid_mismatch() -> None:
     other = Volume(np.zeros((4, 4, 5), np.int16), Geometry.from_spacing((4, 4, 5)))
     with pytest.raises(ValueError, match="different grids"):
         lesion_table(LabelMap(np.full((4, 4, 4), 2, np.uint8), g), other)
+
+
+def test_bbox_centroid_and_slice_are_absolute_grid_positions() -> None:
+    labels = np.zeros((20, 30, 40), np.uint8)
+    labels[5:9, 10:13, 20:30] = 2  # 4 x 3 x 10 block
+    labels[15, 2, 2] = 2  # a one-voxel lesion far away
+    g = Geometry.from_spacing(labels.shape, (2.0, 1.0, 0.5), origin_lps=(10.0, 20.0, 30.0))
+    big, small = lesion_table(LabelMap(labels, g))
+    assert big.bbox_zyx == (5, 10, 20, 9, 13, 30)
+    assert big.centroid_zyx == (6.5, 11.0, 24.5)
+    assert big.centroid_lps_mm == (10.0 + 24.5 * 0.5, 20.0 + 11.0, 30.0 + 6.5 * 2.0)
+    assert 5 <= big.axial_slice < 9
+    assert small.bbox_zyx == (15, 2, 2, 16, 3, 3) and small.axial_slice == 15
+    assert small.voxels == 1 and small.volume_ml == pytest.approx(0.001)
