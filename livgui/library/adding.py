@@ -152,6 +152,9 @@ def add_path(
         report.errors.append({"path": str(path), "error": _message(exc, Path(path))})
         report.seconds = time.perf_counter() - started
         return report
+    if not refs:
+        message = "no case LivGUI can read was found (no dataset layout or image recognised)"
+        report.errors.append({"path": str(path), "error": f"{path}: {message}"})
     taken = lib.case_ids()
     for i, ref in enumerate(refs):
         check_cancel(cancel)

@@ -167,6 +167,12 @@ def test_a_path_that_is_no_dataset_is_reported(lib: Library, tmp_path: Path) -> 
     assert report.added == [] and "no such file" in report.errors[0]["error"]
 
 
+def test_a_folder_without_cases_says_so(lib: Library, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("nothing to see")
+    report = _add(lib, tmp_path)
+    assert report.added == [] and "no case LivGUI can read" in report.errors[0]["error"]
+
+
 def test_unhashable_source_is_unreadable_not_fatal(lib: Library, tmp_path: Path) -> None:
     good = tmp_path / "good.case"
     good.write_bytes(b"CT good")
