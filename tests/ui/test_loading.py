@@ -127,6 +127,7 @@ def test_open_a_nifti_file_through_the_window(window, qtbot, tmp_path):
     [
         (("ircadb-17",), (119, 512, 512), True),
         (("totalsegmentator", "subjects", "s0009"), None, True),
+        (("totalsegmentator", "subjects", "s0002"), None, True),
         (("totalsegmentator", "reference_files", "example_ct_dicom"), (20, 512, 512), False),
         (("dcmqi-ct3slice",), (3, 512, 512), True),
     ],
@@ -160,3 +161,22 @@ def test_dataset_folder_lists_cases_and_opens_the_first(window, qtbot):
     with qtbot.waitSignal(window.case_loaded, timeout=60000) as blocker:
         window.case_list._activate(second)
     assert blocker.args[0] == second.text(0)
+
+
+@pytest.mark.realdata
+def test_ircadb_lesion_table_jumps_to_each_tumour(window, qtbot):
+    path = shared_path("ircadb-17")
+    with qtbot.waitSignal(window.metrics_panel.analysis_done, timeout=120000):
+        window.open_path(path)
+    panel = window.metrics_panel
+    assert panel.lesions.rowCount() == 2  # livertumor1 and livertumor2
+    for row in range(2):
+        panel.jump_to_row(row)
+        lesion = panel._lesion_rows[row]
+        expected = tuple(round(v) for v in lesion.centroid_zyx)
+        assert window.session.cursor == expected
+        assert window.session.layer("reference").labels.data[expected] == 2 or lesion.voxels < 50
+        for view in window.views.values():
+            view.repaint()
+            p = view.cursor_point()
+            assert abs(p.x() - view.width() / 2) <= 1 and abs(p.y() - view.height() / 2) <= 1
