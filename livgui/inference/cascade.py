@@ -26,7 +26,7 @@ import torch
 from numpy.typing import NDArray
 
 from livgui.core.progress import ProgressFn, check_cancel
-from livgui.core.volume import LESION, LIVER, RESEARCH_NOTICE, LabelMap, Volume
+from livgui.core.volume import LESION, RESEARCH_NOTICE, LabelMap, Volume
 from livgui.inference.components import bounding_box, largest_component
 from livgui.inference.device import DeviceChoice, choose_device
 from livgui.inference.predictor import InferenceError, PredictOptions, Predictor
@@ -164,11 +164,25 @@ def probabilities_to_labels(
     for z in range(0, depth, step):
         p = torch.from_numpy(probs[z : z + step].astype(np.float32)).to(device)
         p = resize_planes(p, shape_yx)
-        full = torch.cat([1 - p.sum(dim=1, keepdim=True), p], dim=1)
-        out[z : z + step] = full.argmax(dim=1).to(torch.uint8).cpu().numpy()
+        out[z : z + step] = _argmax_with_background(p).cpu().numpy()
         if progress is not None:
             progress(min(1.0, (z + step) / depth), "resampling to the image grid")
     return out
+
+
+def _argmax_with_background(p: torch.Tensor) -> torch.Tensor:
+    """Class index ``[n, y, x]`` (uint8) from class 1..K-1 probabilities ``[n, K-1, y, x]``.
+
+    Written as running comparisons (first maximum wins, like argmax): torch's argmax over
+    the channel axis is several times slower on the CPU.
+    """
+    best = 1 - p.sum(dim=1)
+    label = torch.zeros(best.shape, dtype=torch.uint8, device=p.device)
+    for c in range(p.shape[1]):
+        better = p[:, c] > best
+        label[better] = c + 1
+        best = torch.maximum(best, p[:, c])
+    return label
 
 
 def _margin_box(
@@ -291,7 +305,8 @@ class Segmenter:
         ph.done("postprocess")
         return labels
 
-    def _liver(self, hu: NDArray[Any], volume: Volume, ph: _Phases) -> NDArray[np.bool_]:
+    def _liver(self, hu: NDArray[Any], volume: Volume, ph: _Phases) -> NDArray[np.uint8]:
+        """Stage 1: 0/1 liver (uint8, so it doubles as the output map) on the image grid."""
         sp = volume.spacing
         probs = self.predictors["liver"].predict_volume(
             hu, (sp[1], sp[2]), progress=ph.sub(0.0, 0.45, "liver"), cancel=ph.cancel
@@ -300,17 +315,18 @@ class Segmenter:
         fg = probs[:, 0] > 0.5
         keep = largest_component(fg, self.options.use_scipy, tick=lambda: check_cancel(ph.cancel))
         probs[:, 0][fg & ~keep] = 0  # drop the other components before resampling
+        del fg, keep
         labels = probabilities_to_labels(
             probs, hu.shape[1:], self._device(), ph.sub(0.45, 0.55, "liver")
         )
         ph.done("liver_postprocess")
-        return labels == 1
+        return labels
 
     def _cascade(
         self, hu: NDArray[Any], volume: Volume, ph: _Phases, notices: list[str]
     ) -> NDArray[np.uint8]:
-        liver = self._liver(hu, volume, ph)
-        out = liver.astype(np.uint8) * np.uint8(LIVER)
+        out = self._liver(hu, volume, ph)  # 0/1 == background/LIVER
+        liver = out.view(np.bool_)
         box = _margin_box(liver, volume.spacing, self.options.margin_mm)
         if box is None:
             notices.append("no liver found")
@@ -318,7 +334,7 @@ class Segmenter:
         if "lesion" not in self.predictors:
             return out
         sp = volume.spacing
-        keep = liver[box]
+        keep = liver[box].copy()  # the lesion merge below writes into ``out``
         probs = self.predictors["lesion"].predict_volume(
             hu[box],
             (sp[1], sp[2]),
