@@ -131,7 +131,9 @@ def screenshot(argv: Sequence[str]) -> int:
         window.session.set_layout(layout, args.plane)
         if args.slice is not None:
             _set_slice(window.session, args.plane, args.slice)
-        window.metrics_panel.analyse_now()
+        panel = getattr(window, "metrics_panel", None)
+        if panel is not None:
+            panel.analyse_now()
         window.show()
         for _ in range(3):
             app.processEvents()
@@ -139,7 +141,7 @@ def screenshot(argv: Sequence[str]) -> int:
         buffer = QByteArray()
         device = QBuffer(buffer)
         device.open(QIODevice.OpenModeFlag.WriteOnly)
-        image.save(device, "PNG")
+        image.save(device, "PNG")  # type: ignore[call-overload]
         atomic_write_bytes(args.out, bytes(buffer.data()))
         window.close()
     from livgui.cli.main import emit_json

@@ -41,7 +41,7 @@ class CaseListPanel(QWidget):
 
     def __init__(self, window: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.window = window
+        self.main_window = window
         self.library: Any = None
         self.title = QLabel("No library open (File › Open library…).", self)
         self.title.setWordWrap(True)
@@ -63,7 +63,7 @@ class CaseListPanel(QWidget):
         if self.library is not None:
             self.library.close()
         self.library = library_module.Library.open(root)
-        self.window.settings.setValue("library/root", str(self.library.root))
+        self.main_window.settings.setValue("library/root", str(self.library.root))
         self.refresh()
 
     def refresh(self) -> None:
@@ -88,9 +88,10 @@ class CaseListPanel(QWidget):
             item.setData(0, Qt.ItemDataRole.UserRole, ("ref", ref))
             self.tree.addTopLevelItem(item)
         self._fit()
-        if listing.refs:
-            self.tree.setCurrentItem(self.tree.topLevelItem(0))
-            self.window.open_ref(listing.refs[0])
+        first = self.tree.topLevelItem(0)
+        if first is not None:
+            self.tree.setCurrentItem(first)
+            self.main_window.open_ref(listing.refs[0])
 
     def _fit(self) -> None:
         for column in range(2):
@@ -99,10 +100,10 @@ class CaseListPanel(QWidget):
     def _activate(self, item: QTreeWidgetItem, _column: int = 0) -> None:
         kind, payload = item.data(0, Qt.ItemDataRole.UserRole)
         ref = ref_from_record(payload) if kind == "record" else payload
-        self.window.open_ref(ref)
+        self.main_window.open_ref(ref)
 
     def choose_library(self) -> None:
-        root = QFileDialog.getExistingDirectory(self.window, "Open case library")
+        root = QFileDialog.getExistingDirectory(self.main_window, "Open case library")
         if root:
             try:
                 self.open_library(root)

@@ -59,16 +59,16 @@ class _LayerRow:
         s = panel.session
         self.visible.toggled.connect(lambda on: s.set_layer_visible(self.name, on))
         self.opacity.valueChanged.connect(lambda v: s.set_layer_opacity(self.name, v / 100.0))
-        self.style.currentTextChanged.connect(lambda text: s.set_layer_style(self.name, text))  # type: ignore[arg-type]
+        self.style.currentTextChanged.connect(lambda text: s.set_layer_style(self.name, text))
 
     def sync(self, layer: LabelLayer) -> None:
-        for widget, setter, value in (
-            (self.visible, self.visible.setChecked, layer.visible),
-            (self.opacity, self.opacity.setValue, round(layer.opacity * 100)),
-            (self.style, self.style.setCurrentText, layer.style),
-        ):
+        """Show the layer's state without echoing it back to the session."""
+        for widget in (self.visible, self.opacity, self.style):
             widget.blockSignals(True)
-            setter(value)  # type: ignore[operator]
+        self.visible.setChecked(layer.visible)
+        self.opacity.setValue(round(layer.opacity * 100))
+        self.style.setCurrentText(layer.style)
+        for widget in (self.visible, self.opacity, self.style):
             widget.blockSignals(False)
 
     def widgets(self) -> list[QWidget]:

@@ -136,7 +136,10 @@ class MainWindow(QMainWindow):
         self._action(self.view_menu, "&One view / three views", self.grid.toggle_single, "F")
         for plane, key in (("axial", "Ctrl+1"), ("coronal", "Ctrl+2"), ("sagittal", "Ctrl+3")):
             self._action(
-                self.view_menu, f"Only {plane}", partial(self.session.set_layout, "1", plane), key
+                self.view_menu,
+                f"Only {plane}",
+                partial(self.session.set_layout, "1", plane),  # type: ignore[arg-type]
+                key,
             )
         self._action(self.view_menu, "&Reset zoom (all views)", self.reset_views, "Ctrl+0")
         self.view_menu.addSeparator()
@@ -363,9 +366,9 @@ class MainWindow(QMainWindow):
     # recent files and drops -----------------------------------------------------------
     def recent_paths(self) -> list[str]:
         value = self.settings.value("recent", [])
-        if isinstance(value, str):
-            value = [value]
-        return [str(v) for v in (value or [])]
+        if isinstance(value, str):  # QSettings returns a lone string for one-item lists
+            return [value]
+        return [str(v) for v in value] if isinstance(value, list) else []
 
     def _remember(self, path: str) -> None:
         recent = [p for p in self.recent_paths() if p != path]

@@ -9,6 +9,7 @@ moves the cursor of all views to the lesion's centroid and centres them on it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -49,7 +50,7 @@ LESION_COLUMNS = ("#", "slice", "volume (ml)", "longest (mm)", "perp. (mm)", "me
 
 def analyse(
     volume: Volume,
-    layers: list[tuple[str, str, LabelMap]],
+    layers: Sequence[tuple[str, str, LabelMap]],
     *,
     progress: ProgressFn = no_progress,
     cancel: Any = None,
@@ -96,7 +97,7 @@ class MetricsPanel(QWidget):
 
     def __init__(self, window: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.window = window
+        self.main_window = window
         self.session: CaseSession = window.session
         self._run = 0
         self._timer = QTimer(self)
@@ -148,7 +149,7 @@ class MetricsPanel(QWidget):
         run = self._run
         self.status.setText("Computing figures…")
         fn = partial(analyse, volume, layers)
-        self.window.run_task(fn, "Computing metrics", lambda result: self._store(run, result))
+        self.main_window.run_task(fn, "Computing metrics", lambda result: self._store(run, result))
 
     def analyse_now(self) -> None:
         """Compute and show the figures synchronously (screenshots, scripts)."""

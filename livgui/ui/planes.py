@@ -71,11 +71,14 @@ class PlaneSpec:
 
 
 def _take(data: NDArray[Any], spec: PlaneSpec, index: int) -> NDArray[Any]:
+    out: NDArray[Any]
     if spec.slice_axis == 0:
-        return data[index]
-    if spec.slice_axis == 1:
-        return data[:, index, :]
-    return data[:, :, index]
+        out = data[index]
+    elif spec.slice_axis == 1:
+        out = data[:, index, :]
+    else:
+        out = data[:, :, index]
+    return out
 
 
 PLANE_SPECS: dict[str, PlaneSpec] = {

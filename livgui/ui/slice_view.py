@@ -351,7 +351,7 @@ class SliceView(QWidget):
         self.zoom = new
         self.update()
 
-    def scroll(self, delta: int) -> None:
+    def scroll_slices(self, delta: int) -> None:
         """Move ``delta`` slices along this plane's axis (positive: higher index)."""
         if self.session.volume is not None:
             self.session.step_cursor(self.spec.slice_axis, delta)
@@ -364,7 +364,7 @@ class SliceView(QWidget):
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             self.zoom_by(1.15**steps, event.position())
         else:
-            self.scroll(int(np.sign(steps) * max(1, round(abs(steps)))))
+            self.scroll_slices(int(np.sign(steps) * max(1, round(abs(steps)))))
         event.accept()
 
     def mousePressEvent(self, event: Any) -> None:
@@ -432,10 +432,10 @@ class SliceView(QWidget):
         steps = {k.Key_Up: 1, k.Key_Down: -1, k.Key_PageUp: _PAGE, k.Key_PageDown: -_PAGE}
         vol = self.session.volume
         if key in steps:
-            self.scroll(steps[key])
+            self.scroll_slices(steps[key])
         elif key in (k.Key_Home, k.Key_End) and vol is not None:
             end = vol.shape[self.spec.slice_axis] - 1 if key == k.Key_End else 0
-            self.scroll(end - self._index)
+            self.scroll_slices(end - self._index)
         elif key in (k.Key_Plus, k.Key_Equal):
             self.zoom_by(1.25)
         elif key == k.Key_Minus:
