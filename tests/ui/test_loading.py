@@ -180,3 +180,24 @@ def test_ircadb_lesion_table_jumps_to_each_tumour(window, qtbot):
             view.repaint()
             p = view.cursor_point()
             assert abs(p.x() - view.width() / 2) <= 1 and abs(p.y() - view.height() / 2) <= 1
+
+
+@pytest.mark.realdata
+def test_real_dicom_load_reports_progress_and_keeps_the_window_responsive(window, qtbot):
+    path = shared_path("ircadb-17")
+    beats: list[float] = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: beats.append(time.monotonic()))
+    progress: list[float] = []
+    timer.start()
+    with qtbot.waitSignal(window.case_loaded, timeout=120000):
+        worker = window.open_path(path)
+        worker.progressed.connect(lambda f, _m: progress.append(f))
+    timer.stop()
+    gaps = np.diff(beats)
+    print(
+        f"ircadb-17 load: {len(progress)} progress reports, longest event-loop gap {gaps.max() * 1000:.0f} ms"
+    )
+    assert len(progress) >= 3
+    assert gaps.max() < 1.0, f"event loop stalled for {gaps.max():.3f} s"
