@@ -28,7 +28,7 @@ __all__ = ["CONTROLS", "AboutDialog", "HelpDialog", "SeriesPickerDialog", "pick_
 CONTROLS: list[tuple[str, str]] = [
     ("Left click / drag", "move the crosshair (all views follow)"),
     ("Mouse wheel", "next / previous slice"),
-    ("Up / Down arrows", "next / previous slice"),
+    ("Up / Down, Right / Left arrows", "next / previous slice"),
     ("Page Up / Page Down", "5 slices"),
     ("Home / End", "first / last slice"),
     ("Right drag", "window (left-right) and level (up-down)"),
@@ -104,6 +104,7 @@ def _table(rows: list[tuple[str, str]], headers: tuple[str, str], parent: QWidge
     for r, (a, b) in enumerate(rows):
         table.setItem(r, 0, QTableWidgetItem(a))
         table.setItem(r, 1, QTableWidgetItem(b))
+    table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 6)
     table.resizeColumnsToContents()
     table.horizontalHeader().setStretchLastSection(True)
     return table

@@ -6,7 +6,7 @@ Aspect comes from the spacing, letters from the geometry (see :mod:`livgui.ui.pl
 
 Mouse: left click/drag moves the shared cursor, wheel scrolls, Ctrl+wheel zooms, right
 drag changes window (horizontal) and level (vertical), middle or Shift+left drag pans,
-double click toggles the one-view layout.  Keys: Up/Down and PageUp/PageDown scroll
+double click toggles the one-view layout.  Keys: arrows and PageUp/PageDown scroll
 (1 and 5 slices), Home/End jump to the ends, +/- zoom, R resets zoom and pan.
 """
 
@@ -429,7 +429,14 @@ class SliceView(QWidget):
     def keyPressEvent(self, event: Any) -> None:
         key = event.key()
         k = Qt.Key
-        steps = {k.Key_Up: 1, k.Key_Down: -1, k.Key_PageUp: _PAGE, k.Key_PageDown: -_PAGE}
+        steps = {
+            k.Key_Up: 1,
+            k.Key_Down: -1,
+            k.Key_Right: 1,
+            k.Key_Left: -1,
+            k.Key_PageUp: _PAGE,
+            k.Key_PageDown: -_PAGE,
+        }
         vol = self.session.volume
         if key in steps:
             self.scroll_slices(steps[key])

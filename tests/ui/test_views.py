@@ -43,6 +43,10 @@ def test_wheel_and_keys_scroll_the_view_and_move_the_shared_cursor(phantom_windo
     y0 = w.session.cursor[1]
     qtbot.keyClick(coronal, Qt.Key.Key_Up)
     assert w.session.cursor[1] == y0 + 1
+    qtbot.keyClick(axial, Qt.Key.Key_Left)
+    qtbot.keyClick(axial, Qt.Key.Key_Right)
+    qtbot.keyClick(axial, Qt.Key.Key_Right)
+    assert w.session.cursor[0] == z0 + 3 - 1 - 5 + 1
     qtbot.keyClick(axial, Qt.Key.Key_End)
     assert w.session.cursor[0] == 39
 
