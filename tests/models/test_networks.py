@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -366,3 +368,24 @@ def test_unet3plus_cgm_silences_images_it_judges_empty() -> None:
     assert torch.count_nonzero(y) == 0
     with pytest.raises(ValueError, match="deep_supervision"):
         build("unet3plus2d", base_c=4).forward_deep(torch.randn(1, 1, 32, 32))
+
+
+# --- dependencies ---------------------------------------------------------------------
+
+
+def test_networks_import_and_build_without_scipy_nibabel_or_qt() -> None:
+    # The GPU machine has only torch, numpy and safetensors: block the rest and build all.
+    code = (
+        "import sys\n"
+        "for m in ('scipy', 'nibabel', 'pydicom', 'PySide6', 'pyqtgraph', 'PIL'):\n"
+        "    sys.modules[m] = None\n"
+        "from livgui.models.registry import build\n"
+        f"for name in {ALL_NETWORKS!r}:\n"
+        "    build(name, base_c=4)\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
