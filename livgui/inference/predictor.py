@@ -57,7 +57,7 @@ class PredictOptions:
     """
 
     max_batch: int = 32
-    target_batch_s: float = 0.35
+    target_batch_s: float = 0.25
     overlap: float = 0.5
     blend: str = "gaussian"
 
@@ -87,7 +87,8 @@ class _Batcher:
         cap = self.options.max_batch
         if free_bytes is not None and self.bytes_per_item > 0:
             cap = min(cap, int(0.5 * free_bytes / self.bytes_per_item))
-        self.limit = max(1, min(cap, max(by_time, 1), max(2 * self.limit, 1)))
+        # grow at most 1.5x per batch (a busy machine makes single timings noisy)
+        self.limit = max(1, min(cap, by_time, max(self.limit + 1, int(1.5 * self.limit))))
 
 
 @dataclass
@@ -173,13 +174,15 @@ class Predictor:
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
             before = torch.cuda.memory_allocated(dev)
-        t0 = time.perf_counter()
         out = self.run_batch(x)
         if dev.type == "cuda" and self.choice.device.type == "cuda":
             used = torch.cuda.max_memory_allocated(dev) - before
             self._batcher.bytes_per_item = max(self._batcher.bytes_per_item, used / x.shape[0])
-        self._batcher.update(x.shape[0], time.perf_counter() - t0, free_memory_bytes(dev))
         return out
+
+    def _learn(self, items: int, seconds: float) -> None:
+        """Resize the next batch from the whole iteration's time (input preparation included)."""
+        self._batcher.update(items, seconds, free_memory_bytes(self.choice.device))
 
     # -- 2D -------------------------------------------------------------------------------
     def _slice_input(
@@ -223,9 +226,11 @@ class Predictor:
         z = 0
         while z < depth:
             check_cancel(cancel)
+            t0 = time.perf_counter()
             zs = range(z, min(depth, z + self._batcher.limit))
             probs = self._timed_batch(self._slice_input(hu, zs, keep, grid))
             out[zs.start : zs.stop] = probs[:, 1:].numpy().astype(np.float16)
+            self._learn(len(zs), time.perf_counter() - t0)
             z = zs.stop
             if progress is not None:
                 progress(z / depth, f"slice {z} of {depth}")
@@ -285,6 +290,7 @@ class Predictor:
         i = 0
         while i < len(corners):
             check_cancel(cancel)
+            t0 = time.perf_counter()
             group = corners[i : i + self._batcher.limit]
             x = torch.stack([_cut(vol, c, patch)[None] for c in group])
             probs = self._timed_batch(x)
@@ -292,6 +298,7 @@ class Predictor:
                 region = tuple(slice(s, s + n) for s, n in zip(c, patch, strict=True))
                 acc[(slice(None), *region)] += p * weight
                 norm[region] += weight
+            self._learn(len(group), time.perf_counter() - t0)
             i += len(group)
             if progress is not None:
                 progress(i / len(corners), f"patch {i} of {len(corners)}")
