@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
 
@@ -255,9 +255,11 @@ class MainWindow(QMainWindow):
             self.load_worker.cancel()
 
     def wait_for_workers(self, timeout_ms: int = 30000) -> None:
+        """Cancel every worker and wait for its thread to end (closing, tests)."""
         for worker in list(self.workers):
             worker.cancel()
             worker.wait(timeout_ms)
+        QCoreApplication.sendPostedEvents()  # their last queued signals, while we still exist
 
     # opening --------------------------------------------------------------------------
     def choose_file(self) -> None:

@@ -45,7 +45,9 @@ FIGURES: list[tuple[str, tuple[str, ...], str]] = [
     ("Lesion HD95 (mm)", ("lesion", "hd95_mm"), "{:.1f}"),
     ("Mean IoU (classes)", ("mean_iou",), "{:.3f}"),
 ]
-LESION_COLUMNS = ("#", "slice", "volume (ml)", "longest (mm)", "perp. (mm)", "mean HU")
+#: "slice" is the axial slice of the centroid (1-based, where a click jumps); diameters are
+#: measured on the slice where the lesion is largest, named in their tooltip.
+LESION_COLUMNS = ("#", "slice", "ml", "long mm", "perp mm", "HU")
 
 
 def analyse(
@@ -230,15 +232,18 @@ class MetricsPanel(QWidget):
             hu = "—" if les.mean_hu is None else f"{les.mean_hu:.0f}"
             cells = (
                 str(les.id),
-                str(les.axial_slice + 1),
+                str(round(les.centroid_zyx[0]) + 1),
                 f"{les.volume_ml:.2f}",
                 f"{les.longest_axial_diameter_mm:.1f}",
                 f"{les.perpendicular_diameter_mm:.1f}",
                 hu,
             )
+            measured = f"measured on axial slice {les.axial_slice + 1}"
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if c in (3, 4):
+                    item.setToolTip(measured)
                 self.lesions.setItem(r, c, item)
         self.lesions.resizeColumnsToContents()
 

@@ -300,10 +300,17 @@ class SliceView(QWidget):
         if not self._letters:
             painter.drawText(QRectF(0, 0, w, m), flags, "orientation unknown")
             return
-        painter.drawText(QRectF(0, 0, w, m), flags, self._letters["top"])
-        painter.drawText(QRectF(0, h - m, w, m), flags, self._letters["bottom"])
-        painter.drawText(QRectF(0, 0, m, h), flags, self._letters["left"])
-        painter.drawText(QRectF(w - m, 0, m, h), flags, self._letters["right"])
+        boxes = {
+            "top": QRectF(0, 0, w, m),
+            "bottom": QRectF(0, h - m, w, m),
+            "left": QRectF(0, 0, m, h),
+            "right": QRectF(w - m, 0, m, h),
+        }
+        for edge, box in boxes.items():  # a dark halo keeps letters legible over the image
+            painter.setPen(QColor(0, 0, 0))
+            painter.drawText(box.translated(1, 1), flags, self._letters[edge])
+            painter.setPen(QColor(255, 200, 80))
+            painter.drawText(box, flags, self._letters[edge])
 
     def _paint_frame(self, painter: QPainter) -> None:
         focused = self.hasFocus()

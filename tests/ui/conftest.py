@@ -21,7 +21,10 @@ def window(qtbot, tmp_path):
     w.show()
     qtbot.waitExposed(w)
     yield w
+    # finish workers and deliver their queued signals while the widgets still exist
     w.wait_for_workers()
+    qtbot.wait(1)
+    w.session.close_case()
 
 
 @pytest.fixture
