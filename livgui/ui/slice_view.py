@@ -189,20 +189,32 @@ class SliceView(QWidget):
                     )
             self._dirty_overlay = False
 
-    def image_rect(self) -> QRectF:
-        """Where the slice is drawn, in widget pixels (aspect from spacing, zoom and pan)."""
+    def _size_mm(self) -> tuple[float, float]:
         vol = self.session.volume
-        if vol is None:
-            return QRectF()
+        assert vol is not None
         rows, cols = self.spec.shape2d(vol.shape)
         ph, pw = self.spec.pixel_mm(vol.spacing)
-        h_mm, w_mm = rows * ph, cols * pw
+        return rows * ph, cols * pw
+
+    def px_per_mm(self) -> float:
+        """Screen pixels per mm at the current zoom (the slice fits the view at zoom 1)."""
+        h_mm, w_mm = self._size_mm()
         avail_w = max(1.0, self.width() - 2 * _MARGIN)
         avail_h = max(1.0, self.height() - 2 * _MARGIN)
-        scale = min(avail_w / w_mm, avail_h / h_mm) * self.zoom
+        return min(avail_w / w_mm, avail_h / h_mm) * self.zoom
+
+    def image_rect(self) -> QRectF:
+        """Where the slice is drawn, in widget pixels (aspect from spacing, zoom and pan).
+
+        ``pan`` is kept in mm so that a resized view (layout change) shows the same place.
+        """
+        if self.session.volume is None:
+            return QRectF()
+        h_mm, w_mm = self._size_mm()
+        scale = self.px_per_mm()
         w, h = w_mm * scale, h_mm * scale
-        cx = self.width() / 2 + self.pan.x()
-        cy = self.height() / 2 + self.pan.y()
+        cx = self.width() / 2 + self.pan.x() * scale
+        cy = self.height() / 2 + self.pan.y() * scale
         return QRectF(cx - w / 2, cy - h / 2, w, h)
 
     def paintEvent(self, _event: Any) -> None:
@@ -223,7 +235,10 @@ class SliceView(QWidget):
     def _paint_empty(self, painter: QPainter) -> None:
         painter.setPen(QColor(150, 150, 150))
         painter.setFont(self._font)
-        painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, f"{self.plane}\nno case open")
+        text = f"{self.plane}\nno case open"
+        if self.plane == "axial":
+            text += "\n\nFile › Open (Ctrl+O, Ctrl+D), or drop a file or folder here"
+        painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, text)
 
     def _paint_slice(self, painter: QPainter) -> None:
         target = self.image_rect()
@@ -337,10 +352,11 @@ class SliceView(QWidget):
 
     def centre_on_cursor(self) -> None:
         """Pan so the cursor voxel sits at the centre of the view."""
+        if self.session.volume is None:
+            return
         p = self.cursor_point()
-        self.pan = QPointF(
-            self.pan.x() + self.width() / 2 - p.x(), self.pan.y() + self.height() / 2 - p.y()
-        )
+        offset = (QPointF(self.width() / 2, self.height() / 2) - p) / self.px_per_mm()
+        self.pan = self.pan + offset
         self.update()
 
     def reset_view(self) -> None:
@@ -350,11 +366,13 @@ class SliceView(QWidget):
     def zoom_by(self, factor: float, anchor: QPointF | None = None) -> None:
         """Zoom keeping the point under ``anchor`` (widget px) fixed."""
         new = float(np.clip(self.zoom * factor, 0.25, 32.0))
-        if anchor is not None:
-            centre = QPointF(self.width() / 2 + self.pan.x(), self.height() / 2 + self.pan.y())
+        if anchor is not None and self.session.volume is not None:
+            old_scale = self.px_per_mm()
+            middle = QPointF(self.width() / 2, self.height() / 2)
+            centre = middle + self.pan * old_scale
             k = new / self.zoom
             new_centre = anchor + (centre - anchor) * k
-            self.pan = new_centre - QPointF(self.width() / 2, self.height() / 2)
+            self.pan = (new_centre - middle) / (old_scale * k)
         self.zoom = new
         self.update()
 
@@ -376,6 +394,8 @@ class SliceView(QWidget):
 
     def mousePressEvent(self, event: Any) -> None:
         self.setFocus(Qt.FocusReason.MouseFocusReason)
+        if self.session.volume is None:
+            return
         pos = event.position()
         button = event.button()
         shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
@@ -398,7 +418,7 @@ class SliceView(QWidget):
             if kind == "window":
                 self._drag_window(pos - start, origin)
             elif kind == "pan":
-                self.pan = origin + (pos - start)
+                self.pan = origin + (pos - start) / max(self.px_per_mm(), 1e-6)
                 self.update()
             else:
                 self._set_cursor_at(pos)

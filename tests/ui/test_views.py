@@ -292,3 +292,20 @@ def test_a_2d_export_opens_in_one_view_without_invented_orientation(window):
     vol3d = Volume(np.zeros((4, 8, 8), np.int16), Geometry((4, 8, 8)))
     window.show_case(Loaded("ct", vol3d, []))
     assert s.layout == "3" and s.world_known and "HU" in s.readout().text()
+
+
+def test_zoom_keeps_the_point_under_the_mouse_and_pan_survives_a_layout_change(
+    phantom_window, qtbot
+):
+    w = phantom_window
+    axial = w.views["axial"]
+    anchor = QPointF(axial.width() * 0.3, axial.height() * 0.6)
+    before = axial.voxel_at(anchor)
+    axial.zoom_by(3.0, anchor)
+    assert axial.voxel_at(anchor) == before
+    w.metrics_panel.jump_to_row(0)  # centres every view on the lesion
+    w.session.set_layout("1", "coronal")
+    coronal = w.views["coronal"]
+    qtbot.waitUntil(lambda: coronal.width() > 700)
+    p = coronal.cursor_point()
+    assert abs(p.x() - coronal.width() / 2) <= 1 and abs(p.y() - coronal.height() / 2) <= 1
