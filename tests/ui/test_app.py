@@ -128,3 +128,21 @@ def test_series_picker_lists_series_and_returns_the_choice(qtbot):
     assert "localizer" in dialog.table.item(1, 4).text()
     dialog.table.selectRow(1)
     assert dialog.chosen() is series[1]
+
+
+def test_paths_open_the_window_and_commands_go_headless(monkeypatch, tmp_path):
+    opened, headless = [], []
+    monkeypatch.setattr(
+        app, "run_gui", lambda path=None, labels=None: opened.append((path, labels)) or 0
+    )
+    monkeypatch.setattr(
+        "livgui.cli.main.run_headless", lambda argv: headless.append(list(argv)) or 0
+    )
+    ct = tmp_path / "ct.nii.gz"
+    ct.write_bytes(b"")
+    assert app.main([]) == 0
+    assert app.main([str(ct)]) == 0
+    assert app.main(["open", str(ct), "--labels", "m.nii.gz"]) == 0
+    assert app.main(["info", str(ct)]) == 0
+    assert opened == [(None, None), (str(ct), None), (str(ct), "m.nii.gz")]
+    assert headless == [["info", str(ct)]]
