@@ -17,26 +17,26 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QImage, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from livgui.core.session import CaseSession
 from livgui.ui.overlays import GreyMapper, OverlayCache
 from livgui.ui.planes import PLANE_SPECS, edge_letters, orientation_known, position_text
+from livgui.ui.slice_paint import (
+    MARGIN,
+    PLANE_COLOURS,
+    paint_corner_texts,
+    paint_crosshair,
+    paint_empty,
+    paint_frame,
+    paint_letters,
+)
 
 __all__ = ["PLANE_COLOURS", "SliceView"]
 
 log = logging.getLogger(__name__)
 
-#: Frame and crosshair colour of each plane (the 3D Slicer habit: red axial, green
-#: coronal, yellow sagittal), so a line in one view names the view it stands for.
-PLANE_COLOURS = {
-    "axial": QColor(230, 70, 70),
-    "coronal": QColor(80, 200, 90),
-    "sagittal": QColor(235, 210, 60),
-}
-_DIM = {name: colour.darker(150) for name, colour in PLANE_COLOURS.items()}
-_MARGIN = 18  # px kept free around the image for the orientation letters
 _PAGE = 5
 
 
@@ -199,8 +199,8 @@ class SliceView(QWidget):
     def px_per_mm(self) -> float:
         """Screen pixels per mm at the current zoom (the slice fits the view at zoom 1)."""
         h_mm, w_mm = self._size_mm()
-        avail_w = max(1.0, self.width() - 2 * _MARGIN)
-        avail_h = max(1.0, self.height() - 2 * _MARGIN)
+        avail_w = max(1.0, self.width() - 2 * MARGIN)
+        avail_h = max(1.0, self.height() - 2 * MARGIN)
         return min(avail_w / w_mm, avail_h / h_mm) * self.zoom
 
     def image_rect(self) -> QRectF:
@@ -222,23 +222,21 @@ class SliceView(QWidget):
         try:
             painter.fillRect(self.rect(), QColor(0, 0, 0))
             if self.session.volume is None:
-                self._paint_empty(painter)
+                paint_empty(painter, self.rect(), self.plane, self._font)
             else:
                 self._ensure_images()
                 self._paint_slice(painter)
-                self._paint_crosshair(painter)
+                paint_crosshair(
+                    painter,
+                    self.image_rect(),
+                    self.cursor_point(),
+                    self.spec.col_axis,
+                    self.spec.row_axis,
+                )
                 self._paint_text(painter)
-            self._paint_frame(painter)
+            paint_frame(painter, self.rect(), self.plane, self.hasFocus())
         finally:
             painter.end()
-
-    def _paint_empty(self, painter: QPainter) -> None:
-        painter.setPen(QColor(150, 150, 150))
-        painter.setFont(self._font)
-        text = f"{self.plane}\nno case open"
-        if self.plane == "axial":
-            text += "\n\nFile › Open (Ctrl+O, Ctrl+D), or drop a file or folder here"
-        painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, text)
 
     def _paint_slice(self, painter: QPainter) -> None:
         target = self.image_rect()
@@ -261,79 +259,32 @@ class SliceView(QWidget):
             rect.top() + (r + 0.5) * rect.height() / rows,
         )
 
-    def _paint_crosshair(self, painter: QPainter) -> None:
-        # opaque 1-px integer lines: the raster engine's fast path (alpha pens stroke slowly)
-        p = self.cursor_point()
-        rect = self.image_rect().toAlignedRect()
-        cx, cy, gap = round(p.x()), round(p.y()), 10
-        # the vertical line is the plane of the column axis, the horizontal one the row axis
-        names = {2: "sagittal", 1: "coronal", 0: "axial"}
-        painter.setPen(QPen(_DIM[names[self.spec.col_axis]], 0))
-        painter.drawLine(cx, rect.top(), cx, cy - gap)
-        painter.drawLine(cx, cy + gap, cx, rect.bottom())
-        painter.setPen(QPen(_DIM[names[self.spec.row_axis]], 0))
-        painter.drawLine(rect.left(), cy, cx - gap, cy)
-        painter.drawLine(cx + gap, cy, rect.right(), cy)
-
     def _paint_text(self, painter: QPainter) -> None:
         vol = self.session.volume
         assert vol is not None
         painter.setFont(self._font)
-        w, h, m = self.width(), self.height(), _MARGIN
-        self._paint_letters(painter, vol)
+        if self._letters is None:
+            known = orientation_known(vol)
+            self._letters = edge_letters(self.spec, vol.geometry) if known else {}
+        paint_letters(painter, self.width(), self.height(), self._letters)
         n = vol.shape[self.spec.slice_axis]
-        wl = self.session.window
-        painter.setPen(QColor(230, 230, 230))
-        inner = QRectF(m + 4, m + 2, w - 2 * m - 8, h - 2 * m - 4)
-        top_left = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop
         name = self.plane.capitalize() if self._letters else "Image"
         title = f"{name}  {self._index + 1}/{n}"
         if self._letters:
             title += f"   {position_text(self.spec, vol.geometry, self.session.cursor)}"
-        painter.drawText(inner, top_left, title)
-        bottom_left = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom
-        painter.drawText(inner, bottom_left, f"W {wl.width:.0f}  L {wl.level:.0f}")
+        wl = self.session.window
+        texts = {"top_left": title, "bottom_left": f"W {wl.width:.0f}  L {wl.level:.0f}"}
         if self._hover is not None:
             value = float(vol.data[self._hover])
             unit = self.session.value_unit
-            hu = (
-                (f"{value:.0f} {unit}" if unit else f"value {value:.0f}")
-                if np.isfinite(value)
-                else "nan"
+            texts["bottom_right"] = (
+                "nan"
+                if not np.isfinite(value)
+                else f"{value:.0f} {unit}"
+                if unit
+                else f"value {value:.0f}"
             )
-            bottom_right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom
-            painter.drawText(inner, bottom_right, hu)
-
-    def _paint_letters(self, painter: QPainter, vol: Any) -> None:
-        """Patient-direction letters at the edges; a notice when the orientation is unknown."""
-        if self._letters is None:
-            known = orientation_known(vol)
-            self._letters = edge_letters(self.spec, vol.geometry) if known else {}
-        w, h, m = self.width(), self.height(), _MARGIN
-        painter.setPen(QColor(255, 200, 80))
-        flags = Qt.AlignmentFlag.AlignCenter
-        if not self._letters:
-            painter.drawText(QRectF(0, 0, w, m), flags, "orientation unknown")
-            return
-        boxes = {
-            "top": QRectF(0, 0, w, m),
-            "bottom": QRectF(0, h - m, w, m),
-            "left": QRectF(0, 0, m, h),
-            "right": QRectF(w - m, 0, m, h),
-        }
-        for edge, box in boxes.items():  # a dark halo keeps letters legible over the image
-            painter.setPen(QColor(0, 0, 0))
-            painter.drawText(box.translated(1, 1), flags, self._letters[edge])
-            painter.setPen(QColor(255, 200, 80))
-            painter.drawText(box, flags, self._letters[edge])
-
-    def _paint_frame(self, painter: QPainter) -> None:
-        focused = self.hasFocus()
-        painter.setPen(QPen(PLANE_COLOURS[self.plane] if focused else _DIM[self.plane], 0))
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.drawRect(self.rect().adjusted(0, 0, -1, -1))
-        if focused:
-            painter.drawRect(self.rect().adjusted(1, 1, -2, -2))
+        paint_corner_texts(painter, self.width(), self.height(), texts)
 
     # coordinates ----------------------------------------------------------------------
     def voxel_at(self, pos: QPointF) -> tuple[int, int, int] | None:
