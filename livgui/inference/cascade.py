@@ -186,9 +186,12 @@ def _argmax_with_background(p: torch.Tensor) -> torch.Tensor:
 
 
 def _margin_box(
-    mask: NDArray[np.bool_], spacing: tuple[float, float, float], margin_mm: float
+    mask: NDArray[np.bool_],
+    spacing: tuple[float, float, float],
+    margin_mm: float,
+    tick: Callable[[], None] | None = None,
 ) -> tuple[slice, slice, slice] | None:
-    box = bounding_box(mask)
+    box = bounding_box(mask, tick)
     if box is None:
         return None
     out = []
@@ -196,6 +199,27 @@ def _margin_box(
         pad = int(np.ceil(margin_mm / sp))
         out.append(slice(max(0, s.start - pad), min(n, s.stop + pad)))
     return (out[0], out[1], out[2])
+
+
+def _merge_lesions(
+    probs: NDArray[np.float16],
+    target: NDArray[np.uint8],
+    keep: NDArray[np.bool_],
+    device: torch.device,
+    progress: ProgressFn,
+) -> None:
+    """Resample stage-2 probabilities chunk by chunk and mark lesions inside the liver.
+
+    ``target`` (a view of the output map over the crop, ``[z, y, x]``) gets ``LESION``
+    where the lesion class wins and ``keep`` (the liver) holds.  Chunked so progress
+    and cancel come between chunks and no crop-sized label array is allocated.
+    """
+    depth = probs.shape[0]
+    step = max(1, int(4e6 // max(1, keep.shape[1] * keep.shape[2] * probs.shape[1])))
+    for z in range(0, depth, step):
+        lesion = probabilities_to_labels(probs[z : z + step], keep.shape[1:], device)
+        target[z : z + step][(lesion == 1) & keep[z : z + step]] = LESION
+        progress(min(1.0, (z + step) / depth), "marking lesions inside the liver")
 
 
 def _check_stage(bundle: Bundle, stage: str, classes: int) -> None:
@@ -327,7 +351,15 @@ class Segmenter:
     ) -> NDArray[np.uint8]:
         out = self._liver(hu, volume, ph)  # 0/1 == background/LIVER
         liver = out.view(np.bool_)
-        box = _margin_box(liver, volume.spacing, self.options.margin_mm)
+        box_progress = ph.sub(0.55, 0.57, "liver box")
+        depth = max(1, liver.shape[0])
+        seen = [0]
+
+        def tick() -> None:  # bounding_box scans 32 planes between ticks
+            seen[0] = min(depth, seen[0] + 32)
+            box_progress(seen[0] / depth, "finding the liver box")
+
+        box = _margin_box(liver, volume.spacing, self.options.margin_mm, tick)
         if box is None:
             notices.append("no liver found")
             return out
@@ -339,13 +371,10 @@ class Segmenter:
             hu[box],
             (sp[1], sp[2]),
             keep=keep,
-            progress=ph.sub(0.55, 0.95, "lesion"),
+            progress=ph.sub(0.57, 0.95, "lesion"),
             cancel=ph.cancel,
         )
         ph.done("lesion_inference")
-        lesion = probabilities_to_labels(
-            probs, keep.shape[1:], self._device(), ph.sub(0.95, 1.0, "merge")
-        )
-        out[box][(lesion == 1) & keep] = LESION
+        _merge_lesions(probs, out[box], keep, self._device(), ph.sub(0.95, 1.0, "merge"))
         ph.done("merge")
         return out

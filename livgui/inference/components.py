@@ -116,13 +116,32 @@ def largest_component(
     return out.reshape(mask.shape)
 
 
-def bounding_box(mask: NDArray[np.bool_]) -> tuple[slice, ...] | None:
-    """Tight slices around the ``True`` voxels per axis, or ``None`` when empty."""
-    if not mask.any():
+def bounding_box(
+    mask: NDArray[np.bool_], tick: Callable[[], None] | None = None, chunk: int = 32
+) -> tuple[slice, ...] | None:
+    """Tight slices around the ``True`` voxels per axis, or ``None`` when empty.
+
+    One pass over ``mask`` in chunks of ``chunk`` planes along axis 0 (``tick`` is called
+    between them, a progress / cancel hook): a 512 x 512 x 1000 mask is never scanned as
+    one block, so a caller can report progress at least every second.
+    """
+    if mask.ndim == 0 or mask.shape[0] == 0:
+        return None
+    first = np.zeros(mask.shape[0], dtype=bool)
+    rest = [np.zeros(n, dtype=bool) for n in mask.shape[1:]]
+    for start in range(0, mask.shape[0], max(1, chunk)):
+        block = mask[start : start + chunk]
+        axes = tuple(range(1, mask.ndim))
+        first[start : start + block.shape[0]] = block.any(axis=axes) if axes else block
+        for axis in range(1, mask.ndim):
+            other = tuple(i for i in range(mask.ndim) if i != axis)
+            rest[axis - 1] |= block.any(axis=other)
+        if tick is not None:
+            tick()
+    if not first.any():
         return None
     out = []
-    for axis in range(mask.ndim):
-        other = tuple(i for i in range(mask.ndim) if i != axis)
-        hits = np.flatnonzero(mask.any(axis=other))
-        out.append(slice(int(hits[0]), int(hits[-1]) + 1))
+    for hits in (first, *rest):
+        where = np.flatnonzero(hits)
+        out.append(slice(int(where[0]), int(where[-1]) + 1))
     return tuple(out)

@@ -131,3 +131,33 @@ def test_result_json_carries_notice_models_device_and_volumes(tmp_path):
     ml = volume.geometry.voxel_volume_ml
     assert doc["volumes_ml"]["lesion"] == pytest.approx((result.labels.data == 2).sum() * ml)
     assert isinstance(result.labels, LabelMap)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_chunked_bounding_box_equals_the_tight_box(seed):
+    from livgui.inference.components import bounding_box
+
+    rng = np.random.default_rng(seed)
+    mask = rng.random((70, 9, 11)) > 0.995
+    ticks = []
+    box = bounding_box(mask, tick=lambda: ticks.append(1), chunk=8)
+    where = np.argwhere(mask)
+    expected = tuple(
+        slice(int(lo), int(hi) + 1) for lo, hi in zip(where.min(0), where.max(0), strict=True)
+    )
+    assert box == expected
+    assert len(ticks) == 9  # one per 8-plane chunk: progress/cancel between them
+    assert bounding_box(np.zeros((5, 4, 4), bool)) is None
+
+
+def test_cascade_progress_is_monotone_and_reaches_every_phase(tmp_path):
+    volume = synthetic_ct((12, 96, 80), (2.0, 1.0, 1.0))
+    liver, lesion, _ = install_oracles(temp_store(tmp_path))
+    seen: list[tuple[float, str]] = []
+    Segmenter(liver=liver, lesion=lesion, options=CascadeOptions(device="cpu")).run(
+        volume, progress=lambda f, m: seen.append((f, m))
+    )
+    fractions = [f for f, _m in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    phases = {m.split(":")[0] for _f, m in seen}
+    assert {"liver", "liver box", "lesion", "merge", "done"} <= phases
