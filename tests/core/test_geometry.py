@@ -75,4 +75,3 @@ def test_spacing_and_voxel_volume():
     assert g.spacing == (2.0, 0.5, 0.75)
     assert g.voxel_volume_ml == pytest.approx(2.0 * 0.5 * 0.75 / 1000)
     assert g.differences(Geometry.from_spacing((10, 20, 30), (2.0, 0.5, 0.8))) == ["spacing"]
-
