@@ -13,6 +13,7 @@ on the image's grid (facts in ``../shared/data/README.md``):
 ``totalsegmentator-examples``     ``example_ct*`` + model-output ``example_seg*`` (prediction)
 ``dicom-with-masks``              a DICOM series folder with NRRD / NIfTI / SEG masks beside it
 ``pair``                          an image and a mask given explicitly
+``nifti-folder``                  loose ``X.nii.gz`` (+ ``X_seg.nii.gz`` / ``_mask`` ...)
 ``image``                         a lone NIfTI / NRRD / DICOM image (no reference)
 ================================  ==========================================================
 
@@ -30,6 +31,7 @@ from pathlib import Path
 from livgui.core.progress import ProgressFn
 from livgui.imageio import layouts_dicom as _dicom
 from livgui.imageio import layouts_files as _files
+from livgui.imageio import layouts_loose as _loose
 from livgui.imageio import layouts_nifti as _nifti
 from livgui.imageio import slices2d as _slices
 from livgui.imageio.errors import ImageReadError
@@ -78,6 +80,11 @@ LAYOUTS: dict[str, tuple[Callable[[Path], bool], Lister, Loader]] = {
         _files.list_dicom_with_masks,
         _files.load_file_case,
     ),
+    "nifti-folder": (
+        _loose.is_loose_nifti_folder,
+        _loose.list_loose_nifti,
+        _nifti.load_nifti_case,
+    ),
 }
 _FILE_LOADERS: dict[str, Loader] = {"pair": _files.load_file_case, "image": _files.load_file_case}
 _MAX_DEPTH = 6
@@ -114,6 +121,10 @@ def list_cases(path: str | Path) -> list[CaseRef]:
 def _collect(path: Path, depth: int) -> list[tuple[Path, CaseRef]]:
     """``(dataset folder, ref)`` pairs found at ``path`` or below it."""
     layout = detect_layout(path)
+    if layout == "nifti-folder" and depth > 0:
+        # Loose files met while walking a collection could be masks of a layout that was
+        # not recognised: only the folder the user chose is read as loose images.
+        layout = None
     if layout in LAYOUTS:
         return [(path, ref) for ref in LAYOUTS[layout][1](path)]
     if layout == "image":
