@@ -298,7 +298,20 @@ def _label(info: dict[str, Any]) -> str:
         text += " (localizer)"
     if info["syntax"] != "uncompressed":
         text += f", {info['syntax']}"
+    if info.get("folder"):
+        text += f" in {info['folder']}"
     return text
+
+
+def _folder_hint(names: Sequence[str]) -> str:
+    """The last two components of the folder the files share (tells apart series whose
+    headers alike, e.g. 3D-IRCADb's CT and its mask series)."""
+    try:
+        common = os.path.commonpath([os.path.dirname(n) for n in names])
+    except ValueError:
+        return ""
+    parts = [p for p in common.replace("\\", "/").split("/") if p]
+    return "/".join(parts[-2:])
 
 
 def _make_series(
@@ -322,7 +335,7 @@ def _make_series(
     info = {
         "description": first.description, "modality": first.modality, "n": len(slices),
         "rows": first.layout.rows, "cols": first.layout.columns, "localizer": localizer,
-        "syntax": syntax_label(syntax_uid),
+        "syntax": syntax_label(syntax_uid), "folder": _folder_hint([h.name for h in slices]),
     }  # fmt: skip
     return SeriesInfo(
         series_uid=uid,

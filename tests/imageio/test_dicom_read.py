@@ -217,3 +217,12 @@ def test_seg_on_another_grid_is_refused(tmp_path: Path) -> None:
     other = read_dicom_series(tmp_path)
     with pytest.raises(ImageReadError, match="not on the CT grid"):
         read_dicom_seg(root / "liver.dcm", other)
+
+
+def test_series_with_alike_headers_are_told_apart_by_folder(shared_data):
+    from livgui.imageio.dicom import scan_dicom
+
+    result = scan_dicom(shared_data / "ircadb-17")
+    labels = [s.label for s in result.series]
+    assert len(labels) == 4 and len(set(labels)) == 4
+    assert any(lbl.endswith("PATIENT_DICOM") for lbl in labels)
