@@ -37,6 +37,7 @@ PANEL_MODULES: list[str] = [
     "livgui.ui.case_list",
     "livgui.ui.layers_panel",
     "livgui.ui.metrics_dock",
+    "livgui.ui.segment_panel",
 ]
 _MAX_RECENT = 10
 
