@@ -1,7 +1,10 @@
 """``livgui models``: installed bundles and registered architectures, as JSON.
 
-``--install FOLDER`` copies a bundle into the per-user store (re-verified), ``--remove
-NAME`` deletes a user bundle; bundled defaults are read-only.
+``livgui models install FOLDER`` copies a bundle folder (``manifest.json`` +
+``weights.safetensors``) into the per-user store, re-verified; ``livgui models remove
+NAME`` deletes a user bundle (bundled defaults are read-only).  ``livgui models`` or
+``livgui models list`` only lists.  The older ``--install FOLDER`` / ``--remove NAME``
+flags do the same.
 """
 
 from __future__ import annotations
@@ -16,29 +19,53 @@ from livgui.models.store import ModelStore
 
 __all__ = ["add_parser", "run"]
 
+ACTIONS = ("list", "install", "remove")
+
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "models",
-        help="list installed model bundles and registered architectures",
+        help="list, install or remove model bundles; list the architectures",
         description="JSON listing of the model bundles in the user store "
         "($LIVGUI_MODELS_DIR or the per-user data folder) and the bundled defaults, "
-        "and of the network architectures a bundle may name.",
+        "and of the network architectures a bundle may name.  "
+        "`livgui models install FOLDER` installs a bundle folder, "
+        "`livgui models remove NAME` removes a user bundle.",
     )
+    p.add_argument("action", nargs="?", default="list", choices=ACTIONS)
+    p.add_argument("target", nargs="?", metavar="FOLDER|NAME", help="bundle folder or name")
     p.add_argument("--install", type=Path, metavar="FOLDER", help="install a bundle folder")
     p.add_argument("--remove", metavar="NAME", help="remove a user bundle")
     p.set_defaults(func=run)
 
 
+def _requests(args: argparse.Namespace) -> tuple[Path | None, str | None]:
+    install, remove = args.install, args.remove
+    if args.action == "list":
+        if args.target:
+            raise ValueError("`livgui models list` takes no argument")
+        return install, remove
+    if not args.target:
+        what = "a bundle FOLDER" if args.action == "install" else "a bundle NAME"
+        raise ValueError(f"`livgui models {args.action}` needs {what}")
+    if args.action == "install":
+        return Path(args.target), remove
+    return install, str(args.target)
+
+
 def run(args: argparse.Namespace) -> int:
+    install, remove = _requests(args)
     store = ModelStore()
     actions: dict[str, Any] = {}
-    if args.install is not None:
-        installed = store.install_folder(args.install)
+    if install is not None:
+        if not install.exists():
+            raise FileNotFoundError(f"{install}: no such bundle folder")
+        installed = store.install_folder(install)
         actions["installed"] = installed.model_id
-    if args.remove:
-        store.remove(args.remove)
-        actions["removed"] = args.remove
+        actions["installed_path"] = str(installed.path)
+    if remove:
+        store.remove(remove)
+        actions["removed"] = remove
     emit_json(
         {
             "command": "models",

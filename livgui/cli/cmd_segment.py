@@ -10,7 +10,6 @@ Progress goes to stderr; a summary JSON to stdout.  Research use only, not for d
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import re
@@ -20,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from livgui.cli.main import emit_json
-from livgui.core.atomicio import atomic_write_bytes, sha256_file
+from livgui.core.atomicio import atomic_write_bytes
 from livgui.core.metrics import case_metrics, json_safe
 from livgui.core.volume import RESEARCH_NOTICE
+from livgui.imageio import list_cases, load_case, pair_case, save_mask
 from livgui.inference.cascade import CascadeOptions, Segmenter
 from livgui.models.store import ModelStore
 
@@ -54,13 +54,6 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _io(name: str, fallback_module: str) -> Any:
-    """The imageio facade's function, or the reader module's while the facade is absent."""
-    facade = importlib.import_module("livgui.imageio")
-    found = getattr(facade, name, None)
-    return found if found is not None else getattr(importlib.import_module(fallback_module), name)
-
-
 def _segmenter(args: argparse.Namespace) -> Segmenter:
     if args.model and (args.liver_model or args.lesion_model):
         raise ValueError("give either --model or --liver-model/--lesion-model, not both")
@@ -82,8 +75,7 @@ def _case_refs(args: argparse.Namespace) -> list[Any]:
     if args.reference is not None:
         if len(args.inputs) != 1:
             raise ValueError("--reference needs exactly one INPUT")
-        pair = _io("pair_case", "livgui.imageio.datasets")
-        return [pair(args.inputs[0], args.reference)]
+        return [pair_case(args.inputs[0], args.reference)]
     refs: list[Any] = []
     for path in args.inputs:
         found = _expand(path, 0)
@@ -95,7 +87,7 @@ def _case_refs(args: argparse.Namespace) -> list[Any]:
 
 def _expand(path: Path, depth: int) -> list[Any]:
     """Cases of a dataset/case/image path; a plain folder of images gives one per file."""
-    found: list[Any] = list(_io("list_cases", "livgui.imageio.datasets")(path))
+    found: list[Any] = list(list_cases(path))
     if found or not path.is_dir() or depth >= 3:
         return found
     for child in sorted(path.iterdir()):
@@ -127,32 +119,22 @@ class _Bar:
         sys.stderr.flush()
 
 
-def _save_mask(labels: Any, path: Path, like: Any) -> None:
-    """Write the mask in the image's geometry (NIfTI, the image file's own axis order)."""
-    facade = importlib.import_module("livgui.imageio")
-    save = getattr(facade, "save_mask", None)
-    if save is not None:
-        save(labels, path, like=like)
-    else:
-        importlib.import_module("livgui.imageio.nifti").write_mask_nifti(labels, path, like)
-
-
 def _safe_name(case_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", case_id).strip("._") or "case"
 
 
 def _one_case(ref: Any, segmenter: Segmenter, out: Path, label: str) -> dict[str, Any]:
-    case = _io("load_case", "livgui.imageio.datasets")(ref)
+    case = load_case(ref)
     result = segmenter.run(case.volume, progress=_Bar(label))
     name = _safe_name(ref.case_id)
     mask_path = out / f"{name}_pred.nii.gz"
-    _save_mask(result.labels, mask_path, case.volume)
+    digest = save_mask(result.labels, mask_path, like=case.volume)
     report: dict[str, Any] = {
         "notice": RESEARCH_NOTICE,
         "case_id": ref.case_id,
         "input": str(ref.image_path),
         "mask": str(mask_path),
-        "mask_sha256": sha256_file(mask_path),
+        "mask_sha256": digest,
         **{k: v for k, v in result.to_json().items() if k != "notice"},
         "read_warnings": list(case.warnings),
     }

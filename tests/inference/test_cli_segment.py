@@ -122,3 +122,24 @@ def test_models_lists_bundles_and_architectures(store_env, capsys):
     assert set(names) == {"oracle-liver", "oracle-lesion", "oracle-onestage"}
     assert names["oracle-liver"]["stage"] == "liver" and names["oracle-liver"]["source"] == "user"
     assert {"oracle_threshold", "unet2d"} <= set(doc["architectures"])
+
+
+def test_models_install_and_remove_subcommands(tmp_path, store_env, capsys):
+    from livgui.models.oracle import oracle_bundle
+    from livgui.models.store import ModelStore
+
+    prep = Preprocessing(hu_window=(-1000.0, 1000.0), target_size=None)
+    outside = ModelStore(user=tmp_path / "download", bundled=tmp_path / "none")
+    folder = outside.install(*oracle_bundle("downloaded", "liver", (0.0,), prep)).path
+    assert run_headless(["models", "install", str(folder)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["installed"].startswith("downloaded@")
+    assert "downloaded" in {b["name"] for b in doc["bundles"]}
+    assert run_headless(["models", "remove", "downloaded"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["removed"] == "downloaded"
+    assert "downloaded" not in {b["name"] for b in doc["bundles"]}
+    assert run_headless(["models", "install"]) == 1
+    assert "needs a bundle FOLDER" in capsys.readouterr().err
+    assert run_headless(["models", "install", str(tmp_path / "missing")]) == 1
+    assert "no such bundle folder" in capsys.readouterr().err
