@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export QT_QPA_PLATFORM=offscreen
-dirs=$(for d in livgui training tests benchmarks packaging; do [ -d "$d" ] && echo "$d"; done)
+dirs=$(for d in livgui training tests benchmarks packaging; do if [ -d "$d" ]; then echo "$d"; fi; done)
 echo "== ruff"; ruff check $dirs; ruff format --check $dirs
 echo "== mypy (strict below ui)"; mypy livgui
 echo "== import-linter"; lint-imports
