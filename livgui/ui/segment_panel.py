@@ -19,6 +19,7 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -71,6 +72,7 @@ class SegmentPanel(QWidget):
     run_cancelled = Signal()
     batch_finished = Signal(object)  # BatchReport (also after cancel)
     progressed = Signal(float, str)
+    idle = Signal()  # the run ended (whatever the outcome); the buttons are usable again
     case_progressed = Signal(int, int, str, float, str)  # emitted from the batch worker
 
     def __init__(self, window: Any, parent: QWidget | None = None) -> None:
@@ -116,6 +118,9 @@ class SegmentPanel(QWidget):
         form.addRow(self.onestage_radio)
         form.addRow("Model", self.onestage_combo)
         form.addRow("Device", self.device_combo)
+        self.device_combo.currentIndexChanged.connect(lambda _i: self._show_device())
+        self.replace_check = QCheckBox("Replace NaN/Inf voxels (logged) instead of refusing", self)
+        form.addRow(self.replace_check)
         layout.addLayout(form)
         self.hint = QLabel("Looking for installed models…", self)
         self.hint.setWordWrap(True)
@@ -194,9 +199,19 @@ class SegmentPanel(QWidget):
         if listing.broken:
             hint += "\nUnusable bundles: " + "; ".join(listing.broken)
         self.hint.setText(hint.strip() or f"Models from {listing.user_dir} and bundled defaults.")
-        self.device_label.setText(f"Device: {listing.device}")
+        self._show_device()
         self._update_buttons()
         self.models_listed.emit()
+
+    def _show_device(self) -> None:
+        """Status bar: the automatic choice, or the CPU with the in-GUI thread count."""
+        if not self.listing.device:
+            return
+        if self.device_combo.currentData() == "cpu":
+            n = self.listing.threads
+            self.device_label.setText(f"Device: CPU, {n} thread{'s' if n != 1 else ''}")
+        else:
+            self.device_label.setText(f"Device: {self.listing.device}")
 
     def choose_bundle(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Install model bundle (folder)")
@@ -216,10 +231,12 @@ class SegmentPanel(QWidget):
     # running --------------------------------------------------------------------------
     def request(self) -> SegmentRequest:
         device = str(self.device_combo.currentData() or "auto")
+        replace = self.replace_check.isChecked()
         if self.onestage_radio.isChecked():
-            return SegmentRequest(onestage=self.onestage_combo.currentData(), device=device)
+            onestage = self.onestage_combo.currentData()
+            return SegmentRequest(onestage=onestage, device=device, replace_non_finite=replace)
         liver, lesion = self.liver_combo.currentData(), self.lesion_combo.currentData()
-        return SegmentRequest(liver=liver, lesion=lesion, device=device)
+        return SegmentRequest(liver, lesion, device=device, replace_non_finite=replace)
 
     def _ready(self) -> bool:
         r = self.request()
@@ -418,6 +435,7 @@ class SegmentPanel(QWidget):
             if not self._outcome:
                 self.progress_label.setText("Result dropped: another case was opened meanwhile.")
             self._update_buttons()
+            self.idle.emit()
 
     def _on_case_changed(self) -> None:
         self._undo = None

@@ -103,6 +103,7 @@ class SegmentRequest:
     lesion: str | None = None
     onestage: str | None = None
     device: str = "auto"
+    replace_non_finite: bool = False
 
     def describe(self) -> str:
         if self.onestage:
@@ -180,7 +181,8 @@ def _segmenter(request: SegmentRequest) -> Any:
     from livgui.models.bundle import load_bundle
 
     choice = _choose(request.device)
-    options = CascadeOptions(device=request.device)
+    non_finite = "replace" if request.replace_non_finite else "refuse"
+    options = CascadeOptions(device=request.device, non_finite=non_finite)
 
     def bundle(path: str | None) -> Any:
         return load_bundle(path) if path else None

@@ -80,10 +80,17 @@ def _show(window, qtbot, shape=(40, 96, 96)):
     return vol, ref
 
 
+def _wait_idle(panel, qtbot):
+    if panel.busy:  # the worker's end is still queued: the panel says when it is idle
+        with qtbot.waitSignal(panel.idle, timeout=10000):
+            pass
+
+
 def _run(panel, qtbot, timeout=60000):
     with qtbot.waitSignal(panel.run_finished, timeout=timeout) as blocker:
         worker = panel.run_current()
         assert worker is not None
+    _wait_idle(panel, qtbot)
     return blocker.args[0]
 
 
@@ -130,10 +137,10 @@ def test_cancel_mid_run_leaves_every_layer_untouched_and_the_panel_idle(
         return real(request, volume, progress=report, cancel=cancel)
 
     monkeypatch.setattr(module, "segment_case", gated)
-    worker = panel.run_current()
+    assert panel.run_current() is not None
     qtbot.waitUntil(reached.is_set, timeout=30000)  # the engine is inside the liver stage
     assert panel.busy and panel.cancel_button.isEnabled() and not panel.run_button.isEnabled()
-    with qtbot.waitSignal(worker.ended, timeout=10000):
+    with qtbot.waitSignal(panel.idle, timeout=10000):
         panel.cancel()
         release.set()
     assert not panel.busy and panel.run_button.isEnabled() and not panel.cancel_button.isEnabled()
@@ -282,3 +289,30 @@ def test_without_bundles_the_panel_says_how_to_install_one(window, qtbot, tmp_pa
     assert "livgui models install" not in panel.hint.text()
     _show(window, qtbot)
     assert panel.run_button.isEnabled()
+
+
+def test_nan_voxels_are_refused_with_a_message_or_replaced_with_a_notice(panel, window, qtbot):
+    from livgui.core.volume import Volume
+    from livgui.ui.loading import Loaded
+
+    vol, _ref = make_phantom((12, 48, 48), (2.5, 0.8, 0.8))
+    data = vol.hu()
+    data[3, 5, 5] = np.nan
+    window.show_case(Loaded("nan-case", Volume(data, vol.geometry, name="nan-case")))
+    with qtbot.waitSignal(panel.run_failed, timeout=30000) as blocker:
+        panel.run_current()
+    assert "NaN/Inf" in blocker.args[0] and "NaN/Inf" in panel.progress_label.text()
+    assert window.session.layer("prediction") is None
+    _wait_idle(panel, qtbot)
+    panel.replace_check.setChecked(True)
+    _run(panel, qtbot)
+    assert "1 NaN/Inf voxels replaced" in panel.notices.text()
+    assert window.session.layer("prediction") is not None
+
+
+def test_eta_is_estimated_from_the_elapsed_time():
+    from livgui.ui.segment_panel import _eta_text
+
+    assert _eta_text(0.5, 10.0) == "about 10 s left"
+    assert _eta_text(0.25, 60.0) == "about 3.0 min left"
+    assert _eta_text(0.01, 10.0) == "estimating time left…"
