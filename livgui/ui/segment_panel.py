@@ -94,6 +94,18 @@ class SegmentPanel(QWidget):
     # building -------------------------------------------------------------------------
     def _build(self) -> None:
         layout = QVBoxLayout(self)
+        layout.addLayout(self._build_choices())
+        self.hint = QLabel("Looking for installed models…", self)
+        self.hint.setWordWrap(True)
+        self.hint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.hint)
+        self._build_buttons(layout)
+        self._build_progress(layout)
+        layout.addStretch(1)
+        self.device_label = QLabel("Device: detecting…", self)
+        self.device_label.setObjectName("device")
+
+    def _build_choices(self) -> QFormLayout:
         self.cascade_radio = QRadioButton("Two-stage cascade (liver, then lesions)", self)
         self.onestage_radio = QRadioButton("Single backbone (one-stage, 0/1/2)", self)
         self.cascade_radio.setChecked(True)
@@ -121,11 +133,9 @@ class SegmentPanel(QWidget):
         self.device_combo.currentIndexChanged.connect(lambda _i: self._show_device())
         self.replace_check = QCheckBox("Replace NaN/Inf voxels (logged) instead of refusing", self)
         form.addRow(self.replace_check)
-        layout.addLayout(form)
-        self.hint = QLabel("Looking for installed models…", self)
-        self.hint.setWordWrap(True)
-        self.hint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout.addWidget(self.hint)
+        return form
+
+    def _build_buttons(self, layout: QVBoxLayout) -> None:
         self.run_button = self._button("Run on this case", self.run_current, "run_case")
         self.all_button = self._button("Run on all cases", self.run_all, "run_all")
         self.cancel_button = self._button("Cancel", self.cancel, "cancel_segment")
@@ -139,6 +149,8 @@ class SegmentPanel(QWidget):
             for button in row:
                 line.addWidget(button)
             layout.addLayout(line)
+
+    def _build_progress(self, layout: QVBoxLayout) -> None:
         self.case_bar, self.overall_bar = QProgressBar(self), QProgressBar(self)
         for bar in (self.case_bar, self.overall_bar):
             bar.setRange(0, 1000)
@@ -154,9 +166,6 @@ class SegmentPanel(QWidget):
         self.notices.setStyleSheet("color: #b36b00;")
         for label in (self.progress_label, self.summary, self.notices):
             layout.addWidget(label)
-        layout.addStretch(1)
-        self.device_label = QLabel("Device: detecting…", self)
-        self.device_label.setObjectName("device")
 
     def _button(self, text: str, slot: Any, name: str) -> QPushButton:
         button = QPushButton(text, self)
