@@ -19,6 +19,7 @@ __all__ = [
     "choose_device",
     "cpu_threads_for_gui",
     "free_memory_bytes",
+    "gui_thread_count",
 ]
 
 log = logging.getLogger(__name__)
@@ -124,12 +125,22 @@ def free_memory_bytes(device: torch.device) -> int | None:
     return None
 
 
-def cpu_threads_for_gui() -> int:
-    """Set and return the CPU thread count for in-GUI inference: ``cores - 1`` (at least 1)."""
+def gui_thread_count() -> int:
+    """CPU threads for in-GUI inference: ``cores - 1`` (at least 1), one core left to the GUI."""
     cores = (
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     )
-    threads = max(1, cores - 1)
-    torch.set_num_threads(threads)
-    log.info("CPU inference uses %d of %d cores", threads, cores)
+    return max(1, cores - 1)
+
+
+def cpu_threads_for_gui() -> int:
+    """Set and return the CPU thread count for in-GUI inference: ``cores - 1`` (at least 1).
+
+    Calls ``torch.set_num_threads`` only when the count differs (it reconfigures the
+    process-wide thread pools; repeating it from every worker thread is pointless).
+    """
+    threads = gui_thread_count()
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+        log.info("CPU inference uses %d threads (one core left to the window)", threads)
     return threads

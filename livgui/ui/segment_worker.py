@@ -112,7 +112,7 @@ class SegmentRequest:
         return f"cascade {Path(self.liver or '?').name}{lesion}"
 
 
-def device_label(choice: Any) -> str:
+def device_label(choice: Any, threads: int) -> str:
     """Status-bar text: the CUDA card's name, ``Apple MPS`` or ``CPU, N threads``."""
     import torch
 
@@ -121,16 +121,15 @@ def device_label(choice: Any) -> str:
         return f"GPU: {torch.cuda.get_device_name(choice.device)} ({choice.precision})"
     if kind == "mps":
         return f"Apple MPS ({choice.precision})"
-    n = torch.get_num_threads()
-    return f"CPU, {n} thread{'s' if n != 1 else ''}"
+    return f"CPU, {threads} thread{'s' if threads != 1 else ''}"
 
 
-def _choose(device: str) -> Any:
+def _choose(device: str, set_threads: bool = True) -> Any:
     """The device for in-GUI inference; on the CPU at most ``cores - 1`` threads."""
     from livgui.inference.device import choose_device, cpu_threads_for_gui
 
     choice = choose_device(device)
-    if choice.device.type == "cpu":
+    if choice.device.type == "cpu" and set_threads:
         cpu_threads_for_gui()  # called in the worker thread that runs the networks
         choice = choose_device("cpu")  # description with the thread count now in force
     return choice
@@ -163,17 +162,12 @@ def list_models(
             continue
         choice = ModelChoice(b.name, b.model_id, b.stage, str(entry.path), b.architecture, is_test)
         listing.by_stage.setdefault(b.stage, []).append(choice)
-    chosen = _choose(device)
-    listing.device = device_label(chosen)
-    listing.threads = _threads()
+    from livgui.inference.device import gui_thread_count
+
+    listing.threads = gui_thread_count()  # what the inference worker will set
+    listing.device = device_label(_choose(device, set_threads=False), listing.threads)
     progress(1.0, "models listed")
     return listing
-
-
-def _threads() -> int:
-    import torch
-
-    return int(torch.get_num_threads())
 
 
 def _segmenter(request: SegmentRequest) -> Any:

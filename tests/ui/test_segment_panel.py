@@ -180,7 +180,19 @@ def test_a_run_over_manual_edits_never_changes_the_correction_and_is_undoable(pa
     assert panel.undo_last_run() and session.layer("model prediction") is None
 
 
-def test_the_window_stays_responsive_during_cpu_inference(panel, window, qtbot):
+def test_the_window_stays_responsive_during_cpu_inference(panel, window, qtbot, monkeypatch):
+    import torch
+
+    import livgui.ui.segment_panel as module
+
+    real, threads = module.segment_case, []
+
+    def counted(request, volume, *, progress, cancel):
+        result = real(request, volume, progress=progress, cancel=cancel)
+        threads.append(torch.get_num_threads())  # in the worker thread that ran the networks
+        return result
+
+    monkeypatch.setattr(module, "segment_case", counted)
     _show(window, qtbot, shape=(48, 160, 160))
     stamps: list[float] = []
     heartbeat = QTimer(window)
@@ -194,6 +206,8 @@ def test_the_window_stays_responsive_during_cpu_inference(panel, window, qtbot):
     gaps = np.diff(stamps)
     assert len(stamps) > 10
     assert float(gaps.max()) < 0.25, f"event loop stalled {gaps.max() * 1000:.0f} ms"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert threads == [max(1, cores - 1)]
 
 
 def test_status_bar_shows_the_device_and_cpu_threads_leave_a_core_free(panel, window):
@@ -316,3 +330,41 @@ def test_eta_is_estimated_from_the_elapsed_time():
     assert _eta_text(0.5, 10.0) == "about 10 s left"
     assert _eta_text(0.25, 60.0) == "about 3.0 min left"
     assert _eta_text(0.01, 10.0) == "estimating time left…"
+
+
+def test_cancelling_a_library_run_keeps_finished_cases_and_touches_no_other(
+    panel, window, qtbot, tmp_path, monkeypatch
+):
+    import livgui.ui.segment_worker as worker_module
+    from livgui.library import Library
+
+    data = tmp_path / "lits"
+    data.mkdir()
+    for n in (1, 2):
+        _lits_case(data, n, seed=n)
+    with Library.open(tmp_path / "library") as lib:
+        lib.add_path(data)
+        first, second = [r.case_id for r in lib.list_cases()]
+    window.case_list.open_library(tmp_path / "library")
+    real, reached, release = worker_module._one_library_case, threading.Event(), threading.Event()
+
+    def gated(lib, case_id, segmenter, progress, cancel):
+        if case_id == second:
+            reached.set()
+            release.wait(10)  # the user presses Cancel while the second case starts
+        return real(lib, case_id, segmenter, progress, cancel)
+
+    monkeypatch.setattr(worker_module, "_one_library_case", gated)
+    assert panel.run_all() is not None
+    qtbot.waitUntil(reached.is_set, timeout=60000)
+    with qtbot.waitSignal(panel.batch_finished, timeout=30000) as blocker:
+        panel.cancel()
+        release.set()
+    report = blocker.args[0]
+    assert report.cancelled and [c.case_id for c in report.cases] == [first]
+    _wait_idle(panel, qtbot)
+    with Library.open(tmp_path / "library") as lib:
+        assert lib.get(first).status == "predicted" and len(lib.masks(first, "original")) == 1
+        assert lib.get(second).status == "new" and not lib.masks(second, "original")
+        assert not [a for a in lib.audit_log(second) if a.action.startswith("infer")]
+    assert "cancelled" in panel.summary.text()
