@@ -61,8 +61,13 @@ def oracles(tmp_path, monkeypatch):
 
 
 def _listed(panel, qtbot):
-    with qtbot.waitSignal(panel.models_listed, timeout=30000):
-        panel.refresh_models()
+    from pytestqt.exceptions import TimeoutError as QtTimeout
+
+    try:
+        with qtbot.waitSignal(panel.models_listed, timeout=30000):
+            panel.refresh_models()
+    except QtTimeout:
+        pytest.fail(f"models not listed; the panel says: {panel.hint.text()!r}")
     return panel
 
 
