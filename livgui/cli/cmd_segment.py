@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from livgui import imageio  # looked up at call time (the facade may be patched in tests)
 from livgui.cli.main import emit_json
 from livgui.core.atomicio import atomic_write_bytes
 from livgui.core.metrics import case_metrics, json_safe
 from livgui.core.volume import RESEARCH_NOTICE
-from livgui.imageio import list_cases, load_case, pair_case, save_mask
 from livgui.inference.cascade import CascadeOptions, Segmenter
 from livgui.models.store import ModelStore
 
@@ -75,7 +75,7 @@ def _case_refs(args: argparse.Namespace) -> list[Any]:
     if args.reference is not None:
         if len(args.inputs) != 1:
             raise ValueError("--reference needs exactly one INPUT")
-        return [pair_case(args.inputs[0], args.reference)]
+        return [imageio.pair_case(args.inputs[0], args.reference)]
     refs: list[Any] = []
     for path in args.inputs:
         found = _expand(path, 0)
@@ -87,7 +87,7 @@ def _case_refs(args: argparse.Namespace) -> list[Any]:
 
 def _expand(path: Path, depth: int) -> list[Any]:
     """Cases of a dataset/case/image path; a plain folder of images gives one per file."""
-    found: list[Any] = list(list_cases(path))
+    found: list[Any] = list(imageio.list_cases(path))
     if found or not path.is_dir() or depth >= 3:
         return found
     for child in sorted(path.iterdir()):
@@ -124,11 +124,11 @@ def _safe_name(case_id: str) -> str:
 
 
 def _one_case(ref: Any, segmenter: Segmenter, out: Path, label: str) -> dict[str, Any]:
-    case = load_case(ref)
+    case = imageio.load_case(ref)
     result = segmenter.run(case.volume, progress=_Bar(label))
     name = _safe_name(ref.case_id)
     mask_path = out / f"{name}_pred.nii.gz"
-    digest = save_mask(result.labels, mask_path, like=case.volume)
+    digest = imageio.save_mask(result.labels, mask_path, like=case.volume)
     report: dict[str, Any] = {
         "notice": RESEARCH_NOTICE,
         "case_id": ref.case_id,
