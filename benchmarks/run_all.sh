@@ -12,10 +12,11 @@ for script in bench_nifti_load bench_dicom_load bench_messy_import bench_library
     [ -f "benchmarks/$script.py" ] || continue
     echo "== $script" >&2
     start=$(date +%s)
-    if json=$(python "benchmarks/$script.py" "$@" 2>"/tmp/$script.err"); then
-        python - "$script" "$(cat /proc/loadavg | cut -d' ' -f1)" "$(( $(date +%s) - start ))" <<PY >>"$out"
+    if python "benchmarks/$script.py" "$@" >"/tmp/$script.json" 2>"/tmp/$script.err"; then
+        python - "$script" "$(cut -d' ' -f1 /proc/loadavg)" "$(( $(date +%s) - start ))" "/tmp/$script.json" >>"$out" <<'PY'
 import json, sys
-doc = json.loads('''$json''')
+text = open(sys.argv[4]).read()
+doc = json.loads(text[text.index("{"):])
 print(json.dumps({"benchmark": sys.argv[1], "load1": float(sys.argv[2]), "wall_s": int(sys.argv[3]), "result": doc}))
 PY
     else
