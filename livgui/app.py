@@ -51,6 +51,7 @@ def run_gui(path: str | None = None, labels: str | None = None) -> int:
 
     window = MainWindow()
     window.show()
+    window.start_up()
     if path:
         window.open_path(path, labels=labels)
     return int(app.exec())

@@ -38,6 +38,7 @@ PANEL_MODULES: list[str] = [
     "livgui.ui.layers_panel",
     "livgui.ui.metrics_dock",
     "livgui.ui.segment_panel",
+    "livgui.ui.edit_panel",
 ]
 _MAX_RECENT = 10
 
@@ -68,6 +69,11 @@ class MainWindow(QMainWindow):
         self.workers: set[Worker] = set()
         self.load_worker: Worker | None = None
         self.docks: dict[str, QDockWidget] = {}
+        #: panels add: leave_guards (False keeps the case open, e.g. unsaved edits),
+        #: shutdown_hooks (window closing) and startup_hooks (run by start_up())
+        self.leave_guards: list[Callable[[], bool]] = []
+        self.shutdown_hooks: list[Callable[[], None]] = []
+        self.startup_hooks: list[Callable[[], None]] = []
         self._auto_single = False
         self._build_status_bar()
         self._build_menus()
@@ -215,8 +221,19 @@ class MainWindow(QMainWindow):
             view.reset_view()
 
     def close_case(self) -> None:
+        if not self.may_leave_case():
+            return
         self.cancel_load()
         self.session.close_case()
+
+    def may_leave_case(self) -> bool:
+        """Ask every leave guard (unsaved edits prompt); False: stay on the case."""
+        return all(guard() for guard in list(self.leave_guards))
+
+    def start_up(self) -> None:
+        """Run the panels' start-up hooks (e.g. offer crash recovery); called by the app."""
+        for hook in list(self.startup_hooks):
+            hook()
 
     # running work ---------------------------------------------------------------------
     def run_task(
@@ -278,8 +295,13 @@ class MainWindow(QMainWindow):
         if path:
             self.open_path(path)
 
-    def open_path(self, path: str | Path, series: Any = None, labels: str | None = None) -> Worker:
-        """Open a file, DICOM folder, case or dataset folder in a worker."""
+    def open_path(
+        self, path: str | Path, series: Any = None, labels: str | None = None
+    ) -> Worker | None:
+        """Open a file, DICOM folder, case or dataset folder in a worker (``None`` when
+        the user chose to stay on a case with unsaved edits)."""
+        if not self.may_leave_case():
+            return None
         path = str(path)
         fn = partial(loading.load_path, path, series=series, labels=labels)
         worker = self.start_load(fn, f"Opening {Path(path).name}")
@@ -287,8 +309,10 @@ class MainWindow(QMainWindow):
         self._remember(path)
         return worker
 
-    def open_ref(self, ref: Any) -> Worker:
+    def open_ref(self, ref: Any) -> Worker | None:
         """Open one case of a dataset or library (a ``CaseRef``)."""
+        if not self.may_leave_case():
+            return None
         return self.start_load(
             partial(loading.load_ref, ref), f"Opening {getattr(ref, 'case_id', ref)}"
         )
@@ -411,6 +435,11 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{case}LivGUI — {RESEARCH_NOTICE}")
 
     def closeEvent(self, event: Any) -> None:
+        if not self.may_leave_case():
+            event.ignore()
+            return
+        for hook in list(self.shutdown_hooks):
+            hook()
         self.wait_for_workers()
         super().closeEvent(event)
 

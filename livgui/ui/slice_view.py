@@ -8,12 +8,18 @@ Mouse: left click/drag moves the shared cursor, wheel scrolls, Ctrl+wheel zooms,
 drag changes window (horizontal) and level (vertical), middle or Shift+left drag pans,
 double click toggles the one-view layout.  Keys: arrows and PageUp/PageDown scroll
 (1 and 5 slices), Home/End jump to the ends, +/- zoom, R resets zoom and pan.
+
+Editing hook: while a :class:`ToolHandler` is set (:meth:`SliceView.set_tool_handler`),
+a plain left press/drag/release (and a double click) goes to it as a
+:class:`~livgui.core.editing.PlanePoint` in fractional array coordinates; it may also
+consume the wheel (Shift+wheel: brush size) and paint over the slice (brush outline).
+Right drag, middle/Shift drag, wheel scrolling and the keys keep working.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
@@ -33,7 +39,7 @@ from livgui.ui.slice_paint import (
     paint_letters,
 )
 
-__all__ = ["PLANE_COLOURS", "SliceView"]
+__all__ = ["PLANE_COLOURS", "SliceView", "ToolHandler"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,22 @@ def _qimage(array: np.ndarray, fmt: QImage.Format) -> QImage:
     """Wrap a C-contiguous 2-D array (kept alive by the caller) as a QImage."""
     h, w = array.shape[:2]
     return QImage(array.data, w, h, array.strides[0], fmt)
+
+
+class ToolHandler(Protocol):
+    """What a view hands its left-button input to while an editing tool is active.
+
+    Points are :class:`~livgui.core.editing.PlanePoint` (``None`` outside the image);
+    ``press`` returns True when it takes the drag (then ``drag``/``release`` follow).
+    """
+
+    def press(self, view: SliceView, point: Any, modifiers: Any) -> bool: ...
+    def drag(self, view: SliceView, point: Any) -> None: ...
+    def release(self, view: SliceView, point: Any) -> None: ...
+    def double_click(self, view: SliceView, point: Any) -> bool: ...
+    def wheel(self, view: SliceView, steps: float, modifiers: Any) -> bool: ...
+    def hover(self, view: SliceView, pos: QPointF | None) -> None: ...
+    def paint(self, view: SliceView, painter: QPainter) -> None: ...
 
 
 class SliceView(QWidget):
@@ -86,7 +108,13 @@ class SliceView(QWidget):
         self._letters: dict[str, str] | None = None
         self._font = QFont(self.font())
         self._font.setPointSizeF(max(8.0, self._font.pointSizeF()))
+        self.tool_handler: ToolHandler | None = None
         self._subscribe()
+
+    def set_tool_handler(self, handler: ToolHandler | None) -> None:
+        """Hand left-button input to ``handler`` (``None``: plain navigation)."""
+        self.tool_handler = handler
+        self.update()
 
     # session wiring -------------------------------------------------------------------
     def _subscribe(self) -> None:
@@ -234,6 +262,8 @@ class SliceView(QWidget):
                     self.spec.row_axis,
                 )
                 self._paint_text(painter)
+                if self.tool_handler is not None:
+                    self.tool_handler.paint(self, painter)
             paint_frame(painter, self.rect(), self.plane, self.hasFocus())
         finally:
             painter.end()
@@ -301,6 +331,35 @@ class SliceView(QWidget):
         row, col = min(row, rows - 1e-6), min(col, cols - 1e-6)
         return self.spec.to_voxel(row, col, max(self._index, 0), vol.shape)
 
+    def plane_point_at(self, pos: QPointF) -> Any:
+        """``PlanePoint`` (fractional array row/col, voxel centres at integers) under ``pos``
+        on the shown slice, or ``None`` outside the image."""
+        from livgui.core.editing import PlanePoint
+
+        vol = self.session.volume
+        rect = self.image_rect()
+        if vol is None or not rect.contains(pos) or rect.width() <= 0:
+            return None
+        rows, cols = self.spec.shape2d(vol.shape)
+        d_row = (pos.y() - rect.top()) / rect.height() * rows
+        col = (pos.x() - rect.left()) / rect.width() * cols - 0.5
+        row = rows - 0.5 - d_row if self.spec.flip_rows else d_row - 0.5
+        return PlanePoint(self.plane, max(self._index, 0), row, col)  # type: ignore[arg-type]
+
+    def widget_pos(self, zyx: tuple[float, float, float]) -> QPointF:
+        """Widget position of the centre of voxel ``(z, y, x)`` (may be fractional)."""
+        vol = self.session.volume
+        if vol is None:
+            return QPointF()
+        rect = self.image_rect()
+        rows, cols = self.spec.shape2d(vol.shape)
+        r = zyx[self.spec.row_axis]
+        d_row = rows - 1 - r if self.spec.flip_rows else r
+        return QPointF(
+            rect.left() + (zyx[self.spec.col_axis] + 0.5) * rect.width() / cols,
+            rect.top() + (d_row + 0.5) * rect.height() / rows,
+        )
+
     def centre_on_cursor(self) -> None:
         """Pan so the cursor voxel sits at the centre of the view."""
         if self.session.volume is None:
@@ -335,7 +394,13 @@ class SliceView(QWidget):
     # input ----------------------------------------------------------------------------
     def wheelEvent(self, event: Any) -> None:
         steps = event.angleDelta().y() / 120.0
+        if steps == 0:  # some platforms turn Shift+wheel into a horizontal wheel
+            steps = event.angleDelta().x() / 120.0
         if steps == 0:
+            return
+        handler = self.tool_handler
+        if handler is not None and handler.wheel(self, steps, event.modifiers()):
+            event.accept()
             return
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             self.zoom_by(1.15**steps, event.position())
@@ -357,10 +422,16 @@ class SliceView(QWidget):
             button == Qt.MouseButton.LeftButton and shift
         ):
             self._drag = ("pan", pos, QPointF(self.pan))
+        elif button == Qt.MouseButton.LeftButton and self._tool_press(pos, event.modifiers()):
+            self._drag = ("tool", pos, None)
         elif button == Qt.MouseButton.LeftButton:
             self._drag = ("cursor", pos, None)
             self._set_cursor_at(pos)
         event.accept()
+
+    def _tool_press(self, pos: QPointF, modifiers: Any) -> bool:
+        handler = self.tool_handler
+        return handler is not None and handler.press(self, self.plane_point_at(pos), modifiers)
 
     def mouseMoveEvent(self, event: Any) -> None:
         pos = event.position()
@@ -371,8 +442,12 @@ class SliceView(QWidget):
             elif kind == "pan":
                 self.pan = origin + (pos - start) / max(self.px_per_mm(), 1e-6)
                 self.update()
+            elif kind == "tool" and self.tool_handler is not None:
+                self.tool_handler.drag(self, self.plane_point_at(pos))
             else:
                 self._set_cursor_at(pos)
+        if self.tool_handler is not None:
+            self.tool_handler.hover(self, pos)
         voxel = self.voxel_at(pos)
         if voxel != self._hover:
             self._hover = voxel
@@ -380,14 +455,24 @@ class SliceView(QWidget):
             self.update()
 
     def mouseReleaseEvent(self, event: Any) -> None:
-        self._drag = None
+        drag, self._drag = self._drag, None
+        if drag is not None and drag[0] == "tool" and self.tool_handler is not None:
+            self.tool_handler.release(self, self.plane_point_at(event.position()))
         event.accept()
 
     def mouseDoubleClickEvent(self, event: Any) -> None:
+        handler = self.tool_handler
+        if handler is not None and handler.double_click(
+            self, self.plane_point_at(event.position())
+        ):
+            event.accept()
+            return
         self.maximise_requested.emit(self.plane)
         event.accept()
 
     def leaveEvent(self, _event: Any) -> None:
+        if self.tool_handler is not None:
+            self.tool_handler.hover(self, None)
         if self._hover is not None:
             self._hover = None
             self.hovered.emit(None)

@@ -251,6 +251,15 @@ class History:
         """Bytes held by all stored steps (undo and redo)."""
         return sum(s.nbytes for s in self._done) + sum(s.nbytes for s in self._undone)
 
+    def detached(self, labels: NDArray[np.uint8]) -> History:
+        """A copy bound to ``labels`` (e.g. a snapshot of :attr:`labels`) that shares the
+        immutable steps, so a worker thread can :meth:`save` it while editing goes on."""
+        if labels.shape != self.labels.shape:
+            raise ValueError(f"snapshot shape {labels.shape} differs from {self.labels.shape}")
+        copy = History(labels, self.budget_bytes)
+        copy._done, copy._undone = list(self._done), list(self._undone)
+        return copy
+
     def clear(self) -> None:
         self.end_step()
         self._done.clear()
