@@ -22,7 +22,16 @@ from PySide6.QtWidgets import (
 from livgui import __version__
 from livgui.core.volume import RESEARCH_NOTICE
 
-__all__ = ["CONTROLS", "AboutDialog", "HelpDialog", "SeriesPickerDialog", "pick_series", "versions"]
+__all__ = [
+    "CONTROLS",
+    "EDIT_CONTROLS",
+    "ERASER_RULES",
+    "AboutDialog",
+    "HelpDialog",
+    "SeriesPickerDialog",
+    "pick_series",
+    "versions",
+]
 
 #: (control, action): the help sheet; kept here so tests can check it matches the code.
 CONTROLS: list[tuple[str, str]] = [
@@ -45,6 +54,37 @@ CONTROLS: list[tuple[str, str]] = [
     ("Ctrl+O / Ctrl+D / Ctrl+Shift+O", "open file / DICOM folder / dataset folder"),
     ("Drag and drop", "open a file or folder"),
 ]
+
+#: Correction tools (issue 5): kept in step with livgui.ui.edit_controller.TOOLS and
+#: edit_panel.SHORTCUTS (a test checks every action's shortcut appears here).
+EDIT_CONTROLS: list[tuple[str, str]] = [
+    ("Esc", "navigate: no editing tool (left click moves the crosshair)"),
+    ("B", "brush: paint the active label (disc; sphere with S)"),
+    ("E", "eraser for the active label (see the eraser rules below)"),
+    ("H", "HU brush: paints only voxels inside the HU range"),
+    ("T", "threshold fill: click fills the connected region inside the HU range (2D/3D)"),
+    ("G", "flood fill: click fills the 2D region sharing the voxel's label"),
+    ("Y", "polygon fill: drag a lasso, or click vertices"),
+    ("U", "polygon cut: like polygon fill, erases inside"),
+    ("Enter, double click", "close the polygon"),
+    ("I", "remove island: click removes the 3D island of the active label"),
+    ("A", "accept lesion: click a predicted lesion to copy it (manual edits kept)"),
+    ("Shift+A", "accept the whole prediction (manual edits kept; you are told how many)"),
+    ("Q", "switch the active label: liver / lesion"),
+    ("[ / ], Shift + wheel", "brush smaller / larger (size in mm, outline on screen)"),
+    ("S", "brush: 2D disc / 3D sphere"),
+    ("Ctrl+Z", "undo (one mouse drag = one step)"),
+    ("Ctrl+Shift+Z, Ctrl+Y", "redo"),
+    ("Ctrl+S", "save the corrected mask"),
+    ("History list click", "go back or forward to that step"),
+]
+ERASER_RULES = (
+    "Eraser rules: erasing lesion gives liver back (lesion -> liver; liver and background "
+    "stay); erasing liver clears liver and any lesion under it (-> background). Painting "
+    "liver never overwrites lesion; painting lesion also makes liver (a lesion counts as "
+    "liver). Polygon cut follows the same rules. Unsaved edits are autosaved and offered "
+    "for recovery after a crash."
+)
 
 _LICENCES: list[tuple[str, str]] = [
     ("livgui", "Apache-2.0"),
@@ -160,10 +200,17 @@ class HelpDialog(QDialog):
         )
         text.setMaximumHeight(80)
         layout.addWidget(text)
+        layout.addWidget(QLabel("<b>Correcting masks</b>", self))
+        self.edit_table = _table(EDIT_CONTROLS, ("control", "action"), self)
+        layout.addWidget(self.edit_table)
+        rules = QLabel(ERASER_RULES, self)
+        rules.setObjectName("eraser_rules")
+        rules.setWordWrap(True)
+        layout.addWidget(rules)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
-        self.resize(560, 640)
+        self.resize(560, 900)
 
 
 def _field(series: Any, *names: str) -> Any:

@@ -5,7 +5,7 @@ worker: :func:`run_save` writes the final mask atomically in the image geometry 
 by re-reading, :func:`livgui.imageio.save_mask`), the undo history next to it
 (``<name>.history.lgh``, so undo works after reload) and, the first time, the model's
 original.  For a library case the files go to ``<library>/cases/<id>/`` (``final.nii.gz``,
-``original.nii.gz``) and are recorded with :meth:`Library.record_mask`; the case moves to
+``original-<UTC>.nii.gz``) and are recorded with :meth:`Library.record_mask`; the case moves to
 ``corrected`` after the first saved edit.  A failed save ("could not save: disk full")
 leaves the edits and the history in memory untouched.
 """
@@ -16,6 +16,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,8 @@ class SaveMixin:
         case = self.library_case()
         if case is not None:
             folder = Path(self.library.case_dir(case))
-            return folder / "final.nii.gz", folder / "original.nii.gz"
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            return folder / "final.nii.gz", folder / f"original-{stamp}.nii.gz"
         if self.save_path is None:
             name = f"{self.session.case_id or 'mask'}_corrected.nii.gz"
             path, _f = QFileDialog.getSaveFileName(

@@ -129,6 +129,10 @@ class MetricsPanel(QWidget):
         row.addWidget(self.layer_choice, 1)
         layout.addLayout(row)
         layout.addWidget(self.lesions, 3)
+        self.effort = QLabel("", self)  # correction effort (filled by the edit session)
+        self.effort.setObjectName("correction_effort")
+        self.effort.setWordWrap(True)
+        layout.addWidget(self.effort)
         for event in (self.session.layers_changed, self.session.layer_data_changed):
             event.connect(lambda *_a: self._timer.start())
         self.session.results_changed.connect(self._on_result)
@@ -170,6 +174,24 @@ class MetricsPanel(QWidget):
     def _on_result(self, key: str) -> None:
         if key == "analysis":
             self._show(self.session.results["analysis"])
+        elif key == "effort":
+            self.show_effort(self.session.results["effort"])
+
+    def show_effort(self, effort: dict[str, Any]) -> None:
+        """Correction effort: Dice and changed voxels original -> final, active edit time."""
+
+        def num(key: str, fmt: str) -> str:
+            value = effort.get(key)
+            return "—" if value is None else fmt.format(value)
+
+        self.effort.setText(
+            "<b>Correction effort</b> (model original → final"
+            + (", saved" if effort.get("saved") else ", unsaved")
+            + f"): liver Dice {num('dice_liver', '{:.3f}')}, lesion Dice "
+            f"{num('dice_lesion', '{:.3f}')}, {num('changed_voxels', '{:,}')} voxels changed "
+            f"({num('changed_ml', '{:.1f}')} ml), edit time {num('active_edit_s', '{:.0f}')} s "
+            f"over {num('strokes', '{}')} steps"
+        )
 
     def _show(self, result: dict[str, Any]) -> None:
         self._result = result
