@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QPushButton,
     QRadioButton,
+    QScrollArea,
     QSizePolicy,
     QSlider,
     QSpinBox,
@@ -282,6 +283,16 @@ def _remember_model(window: Any, result: Any) -> None:
         window.session.store_result("prediction_model_id", model, window.session.generation)
 
 
+def _scrolled(widget: QWidget) -> QScrollArea:
+    """The panel in a scroll area, so the docks never force a large minimum window size."""
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    area.setWidget(widget)
+    area.setMinimumSize(120, 80)
+    return area
+
+
 def install(window: Any) -> None:
     """Add the correction and history docks, the Edit menu and crash recovery."""
     edits = EditSession(window)
@@ -291,8 +302,8 @@ def install(window: Any) -> None:
     recovery = RecoveryFlow(window, edits)
     window.edit_session, window.edit_controller = edits, controller
     window.edit_panel, window.history_panel, window.recovery = panel, history, recovery
-    window.add_dock("edit", "Correction", panel, Qt.DockWidgetArea.LeftDockWidgetArea)
-    window.add_dock("history", "History", history, Qt.DockWidgetArea.LeftDockWidgetArea)
+    window.add_dock("edit", "Correction", _scrolled(panel), Qt.DockWidgetArea.LeftDockWidgetArea)
+    window.add_dock("history", "History", _scrolled(history), Qt.DockWidgetArea.LeftDockWidgetArea)
     window.leave_guards.append(edits.may_leave)
     window.shutdown_hooks.append(edits.shutdown)
     window.startup_hooks.append(recovery.offer)
