@@ -152,7 +152,13 @@ class Journal:
         self.folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         self.session = f"{stamp}-{os.getpid()}-{secrets.token_hex(4)}"
-        self._mirror = np.array(labels, dtype=np.uint8, order="C", copy=True)
+        # The mirror is copied by the worker, not here: a fresh whole-mask allocation costs
+        # hundreds of ms of page faults on the caller's (GUI) thread.  The copy may race
+        # with edits the caller applies meanwhile; that is harmless because every such edit
+        # is queued after "start" and deltas hold absolute values, so replaying them on the
+        # copy reproduces the live mask exactly (voxels no queued edit touches never moved).
+        self._source: NDArray[np.uint8] | None = labels
+        self._mirror: NDArray[np.uint8] = np.zeros((0, 0, 0), dtype=np.uint8)
         self._on_checkpoint, self._on_error = on_checkpoint, on_error
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.steps = 0
@@ -212,6 +218,7 @@ class Journal:
             except queue.Empty:
                 kind, arg = "checkpoint", None
             if kind == "start":
+                self._take_mirror()
                 self._guard(self._open_part)
             elif kind == "delta":
                 self._guard(self._write_delta, *arg)
@@ -225,6 +232,11 @@ class Journal:
                     arg.set()
             if kind == "stop":
                 return
+
+    def _take_mirror(self) -> None:
+        source, self._source = self._source, None
+        if source is not None:
+            self._mirror = np.array(source, dtype=np.uint8, order="C", copy=True)
 
     def _guard(self, fn: Callable[..., None], *args: Any) -> None:
         try:

@@ -111,6 +111,7 @@ class SaveMixin:
     _saved_dropped: int
     _original_version: int | None
     _after_save: Callable[[], None] | None
+    _effort_timer: Any
 
     # pieces the EditSession provides
     @property
@@ -307,16 +308,32 @@ class SaveMixin:
         self.changed.emit()  # type: ignore[attr-defined]
 
     def update_effort(self) -> None:
-        """Recompute the correction effort in a worker (after edits, debounced)."""
+        """Recompute the correction effort in a worker (after edits, debounced).
+
+        The worker reads the live mask (no GUI-thread copy); a result computed while the
+        correction changed is dropped and the computation scheduled again.
+        """
         h, vol = self.history, self.session.volume
         if h is None or vol is None:
             return
-        fn = partial(_effort_job, self._effort_base(), h.labels.copy(), vol, self._strokes())
-        gen = self.session.generation
+        fn = partial(_effort_job, self._effort_base(), h.labels, vol, self._strokes())
+        gen, stamp = self.session.generation, self._corrections_stamp()
         self.window.run_task(
-            fn, "Correction effort", lambda r: self.session.store_result("effort", r, gen),
-            show=False,
-        )  # fmt: skip
+            fn, "Correction effort", lambda r: self._store_effort(r, gen, stamp), show=False
+        )
+
+    def _corrections_stamp(self) -> tuple[tuple[str, int, int], ...]:
+        return tuple(
+            (la.name, id(la.labels), la.version)
+            for la in self.session.layers
+            if la.kind == "correction"
+        )
+
+    def _store_effort(self, result: Any, gen: int, stamp: tuple[tuple[str, int, int], ...]) -> None:
+        if stamp == self._corrections_stamp():
+            self.session.store_result("effort", result, gen)
+        else:
+            self._effort_timer.start()
 
     # opening and leaving a case -------------------------------------------------------
     def _on_case_loaded(self, case_id: str) -> None:

@@ -102,6 +102,8 @@ class MetricsPanel(QWidget):
         self.main_window = window
         self.session: CaseSession = window.session
         self._run = 0
+        self._busy = False
+        self._pending = False
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(250)
@@ -138,24 +140,39 @@ class MetricsPanel(QWidget):
         self.session.results_changed.connect(self._on_result)
 
     def start_analysis(self) -> None:
-        """Recompute figures and lesion tables of the current layers in a worker."""
+        """Recompute figures and lesion tables of the current layers in a worker.
+
+        The worker reads the layers' arrays in place: copying a 512x512x500 mask on the GUI
+        thread stalls it for up to hundreds of ms (page faults).  A result is shown only if
+        no layer changed while it was computed (versions checked on arrival); otherwise it
+        is dropped and the analysis runs again.  One analysis runs at a time.
+        """
         volume = self.session.volume
         self._run += 1
         if volume is None or not self.session.layers:
             self._show({"lesions": {}, "metrics": {}, "volumes": {}})
             return
-        layers = [
-            (
-                layer.name,
-                layer.kind,
-                layer.labels if layer.kind == "reference" else layer.labels.copy(),
-            )
-            for layer in self.session.layers
-        ]
-        run = self._run
+        if self._busy:
+            self._pending = True
+            return
+        layers = [(layer.name, layer.kind, layer.labels) for layer in self.session.layers]
+        run, stamp = self._run, self._stamp()
+        self._busy, self._pending = True, False
         self.status.setText("Computing figures…")
         fn = partial(analyse, volume, layers)
-        self.main_window.run_task(fn, "Computing metrics", lambda result: self._store(run, result))
+        worker = self.main_window.run_task(
+            fn, "Computing metrics", lambda result: self._store(run, stamp, result)
+        )
+        worker.ended.connect(self._analysis_ended)
+
+    def _stamp(self) -> tuple[tuple[str, int, int], ...]:
+        return tuple((la.name, id(la.labels), la.version) for la in self.session.layers)
+
+    def _analysis_ended(self) -> None:
+        self._busy = False
+        if self._pending:
+            self._pending = False
+            self._timer.start()
 
     def analyse_now(self) -> None:
         """Compute and show the figures synchronously (screenshots, scripts)."""
@@ -167,8 +184,12 @@ class MetricsPanel(QWidget):
         layers = [(la.name, la.kind, la.labels) for la in self.session.layers]
         self.session.store_result("analysis", analyse(volume, layers), self.session.generation)
 
-    def _store(self, run: int, result: dict[str, Any]) -> None:
-        if run == self._run:
+    def _store(
+        self, run: int, stamp: tuple[tuple[str, int, int], ...], result: dict[str, Any]
+    ) -> None:
+        if stamp != self._stamp():
+            self._pending = True  # a layer changed under the worker: compute again
+        elif run == self._run:
             self.session.store_result("analysis", result, self.session.generation)
 
     def _on_result(self, key: str) -> None:

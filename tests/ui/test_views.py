@@ -309,3 +309,37 @@ def test_zoom_keeps_the_point_under_the_mouse_and_pan_survives_a_layout_change(
     qtbot.waitUntil(lambda: coronal.width() > 700)
     p = coronal.cursor_point()
     assert abs(p.x() - coronal.width() / 2) <= 1 and abs(p.y() - coronal.height() / 2) <= 1
+
+
+def test_figures_computed_while_a_layer_changed_are_recomputed_not_shown(
+    phantom_window, qtbot, monkeypatch
+):
+    """The metrics worker reads masks in place; a result that raced an edit is dropped."""
+    import threading
+
+    from livgui.ui import metrics_dock
+
+    w = phantom_window
+    ref = w.session.layer("reference").labels
+    pred = LabelMap(ref.data.copy(), ref.geometry, "prediction")
+    started, release = threading.Event(), threading.Event()
+    real_analyse = metrics_dock.analyse
+    calls = []
+
+    def gated(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            started.set()
+            release.wait(20)
+        return real_analyse(*args, **kwargs)
+
+    monkeypatch.setattr(metrics_dock, "analyse", gated)
+    w.session.add_layer("prediction", "prediction", pred)
+    qtbot.waitUntil(started.is_set, timeout=20000)
+    pred.data[pred.data == 2] = 1  # an edit lands while the worker is computing
+    w.session.notify_labels_changed("prediction")
+    with qtbot.waitSignal(w.metrics_panel.analysis_done, timeout=20000):
+        release.set()
+    assert len(calls) >= 2
+    shown = w.session.results["analysis"]["volumes"]["prediction"]["lesion_ml"]
+    assert shown == 0.0
