@@ -97,6 +97,8 @@ _LICENCES: list[tuple[str, str]] = [
     ("highdicom", "MIT"),
     ("pylibjpeg, pylibjpeg-openjpeg", "MIT"),
     ("pynrrd", "MIT"),
+    ("pyjpegls (CharLS)", "MIT (BSD-3-Clause)"),
+    ("isal (Intel ISA-L)", "PSF-2.0 (BSD-3-Clause)"),
     ("pillow", "MIT-CMU (HPND)"),
     ("safetensors", "Apache-2.0"),
     ("platformdirs", "MIT"),
