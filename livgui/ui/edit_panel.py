@@ -303,7 +303,12 @@ def install(window: Any) -> None:
     window.edit_session, window.edit_controller = edits, controller
     window.edit_panel, window.history_panel, window.recovery = panel, history, recovery
     window.add_dock("edit", "Correction", _scrolled(panel), Qt.DockWidgetArea.LeftDockWidgetArea)
-    window.add_dock("history", "History", _scrolled(history), Qt.DockWidgetArea.LeftDockWidgetArea)
+    history_dock = window.add_dock(
+        "history", "History", _scrolled(history), Qt.DockWidgetArea.LeftDockWidgetArea
+    )
+    if "cases" in window.docks:  # tabbed with the case list: the tools get the height
+        window.tabifyDockWidget(window.docks["cases"], history_dock)
+        window.docks["cases"].raise_()
     window.leave_guards.append(edits.may_leave)
     window.shutdown_hooks.append(edits.shutdown)
     window.startup_hooks.append(recovery.offer)

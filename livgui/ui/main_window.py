@@ -18,7 +18,15 @@ from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QScrollArea,
+    QWidget,
+)
 
 from livgui.core.presets import PRESETS
 from livgui.core.session import CaseSession
@@ -196,9 +204,19 @@ class MainWindow(QMainWindow):
 
     def _size_docks(self) -> None:
         horizontal = Qt.Orientation.Horizontal
-        for key, width in (("cases", 210), ("layers", 380), ("metrics", 380)):
+        for key, preferred in (("cases", 300), ("edit", 300), ("layers", 380), ("metrics", 380)):
             if key in self.docks:
+                width = max(preferred, min(440, self._content_width(self.docks[key])))
                 self.resizeDocks([self.docks[key]], [width], horizontal)
+
+    @staticmethod
+    def _content_width(dock: QDockWidget) -> int:
+        """Width a dock's panel asks for (through its scroll area, if it has one)."""
+        widget = dock.widget()
+        inner = widget.widget() if isinstance(widget, QScrollArea) else None
+        if inner is None:
+            return int(widget.sizeHint().width())
+        return int(inner.sizeHint().width() + 24)  # room for the vertical scroll bar
 
     # commands -------------------------------------------------------------------------
     def apply_preset(self, name: str) -> None:
