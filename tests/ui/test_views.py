@@ -306,7 +306,7 @@ def test_zoom_keeps_the_point_under_the_mouse_and_pan_survives_a_layout_change(
     w.metrics_panel.jump_to_row(0)  # centres every view on the lesion
     w.session.set_layout("1", "coronal")
     coronal = w.views["coronal"]
-    qtbot.waitUntil(lambda: coronal.width() > 700)
+    qtbot.waitUntil(lambda: coronal.width() > 500)  # one view fills the centre
     p = coronal.cursor_point()
     assert abs(p.x() - coronal.width() / 2) <= 1 and abs(p.y() - coronal.height() / 2) <= 1
 
