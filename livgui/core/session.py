@@ -240,7 +240,13 @@ class CaseSession:
         layer = LabelLayer(name, kind, labels, visible=visible)
         if opacity is not None:
             layer.opacity = float(np.clip(opacity, 0.0, 1.0))
+        first_comparison = kind != "reference" and all(la.kind == "reference" for la in self.layers)
         self.layers.append(layer)
+        if first_comparison:
+            # Two filled masks blend into one colour: once there is something to compare,
+            # the reference is drawn as an outline over the filled prediction/correction.
+            for ref in self.layers_of_kind("reference"):
+                ref.style = "outline"
         self.layers_changed.emit()
         return layer
 

@@ -103,6 +103,7 @@ class LayersPanel(QWidget):
         for row in self.rows.values():
             for widget in row.widgets():
                 self.grid.removeWidget(widget)
+                widget.hide()  # deleteLater waits for the event loop: never paint it again
                 widget.deleteLater()
         self.rows = {}
         for i, layer in enumerate(self.session.layers):

@@ -117,11 +117,15 @@ def _warnings_of(volume: Volume) -> tuple[str, ...]:
 
 
 def load_labels_into(loaded: Loaded, mask_path: str) -> None:
-    """Read ``mask_path`` on the volume's grid and add it as a reference layer."""
+    """Read ``mask_path`` on the volume's grid and add it as a layer.
+
+    It is the reference when the case has none; otherwise it is a prediction (compared
+    with the case's reference in the metrics dock, drawn in the prediction colours).
+    """
     mask = _imageio().load_mask(mask_path, like=loaded.volume)
-    name = (
-        "reference"
-        if not any(n == "reference" for n, _k, _m in loaded.layers)
-        else Path(mask_path).name
-    )
-    loaded.layers.append((name, "reference", mask))
+    if not any(kind == "reference" for _n, kind, _m in loaded.layers):
+        loaded.layers.append(("reference", "reference", mask))
+        return
+    taken = {n for n, _k, _m in loaded.layers}
+    name = "prediction" if "prediction" not in taken else Path(mask_path).name
+    loaded.layers.append((name, "prediction", mask))

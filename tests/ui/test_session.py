@@ -111,3 +111,20 @@ def test_a_failing_subscriber_does_not_stop_the_others():
     s.cursor_changed.connect(seen.append)
     s.set_cursor((1, 1, 1))
     assert seen == [(1, 1, 1)]
+
+
+def test_reference_turns_to_outline_when_a_prediction_arrives():
+    from livgui.core.session import CaseSession
+    from tests.conftest import make_phantom
+
+    vol, ref = make_phantom((8, 32, 32))
+    s = CaseSession()
+    s.set_case(vol, "c")
+    s.add_layer("reference", "reference", ref)
+    assert s.layer("reference").style == "fill"
+    s.add_layer("prediction", "prediction", ref.copy("prediction"))
+    assert s.layer("reference").style == "outline"
+    assert s.layer("prediction").style == "fill"
+    s.set_layer_style("reference", "fill")  # the user's later choice is kept
+    s.add_layer("correction", "correction", ref.copy("correction"))
+    assert s.layer("reference").style == "fill"
