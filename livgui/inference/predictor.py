@@ -109,7 +109,7 @@ class Predictor:
     notices: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.model.eval()
+        self.model.train(False)  # evaluation mode (nn.Module.eval is the same call)
         self._place()
         self._batcher = _Batcher(1, self.options)
 

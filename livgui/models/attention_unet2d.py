@@ -13,9 +13,7 @@ from torch import Tensor, nn
 from livgui.models.blocks import (
     DoubleConv,
     SegmentationNet,
-    check_positive,
     conv_bn_relu,
-    resolve_in_channels,
 )
 from livgui.models.registry import register
 
@@ -96,22 +94,16 @@ class AttentionUNet2D(SegmentationNet):
         depth: int = 4,
         context_slices: int | None = None,
     ) -> None:
-        in_ch = resolve_in_channels(in_channels, context_slices)
-        check_positive(base_c=base_c, depth=depth)
         super().__init__(
             arch="attention_unet2d",
             spatial_dims=2,
-            in_channels=in_ch,
+            in_channels=in_channels,
             num_classes=num_classes,
-            size_divisor=2**depth,
-            hparams={
-                "in_channels": in_ch,
-                "num_classes": num_classes,
-                "base_c": base_c,
-                "depth": depth,
-                "context_slices": context_slices,
-            },
+            base_c=base_c,
+            depth=depth,
+            context_slices=context_slices,
         )
+        in_ch = self.in_channels
         w = [base_c * 2**i for i in range(depth + 1)]
         self.inc = DoubleConv(in_ch, w[0])
         self.downs = nn.ModuleList(

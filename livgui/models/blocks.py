@@ -156,19 +156,30 @@ class SegmentationNet(nn.Module):
         *,
         arch: str,
         spatial_dims: int,
-        in_channels: int,
+        in_channels: int | None,
         num_classes: int,
-        size_divisor: int,
-        hparams: dict[str, Any],
+        base_c: int,
+        depth: int,
+        **options: Any,
     ) -> None:
+        """Resolve the input channels (2.5D ``context_slices`` among ``options``), check the
+        widths and record every hyper-parameter; subclasses build their layers after this
+        with :attr:`in_channels`."""
         super().__init__()
-        check_positive(num_classes=num_classes)
+        in_ch = resolve_in_channels(in_channels, options.get("context_slices"))
+        check_positive(num_classes=num_classes, base_c=base_c, depth=depth)
         self.arch = arch
         self.spatial_dims = spatial_dims
-        self.in_channels = in_channels
+        self.in_channels = in_ch
         self.num_classes = num_classes
-        self.size_divisor = size_divisor
-        self.hparams = dict(hparams)
+        self.size_divisor = 2**depth
+        self.hparams: dict[str, Any] = {
+            "in_channels": in_ch,
+            "num_classes": num_classes,
+            "base_c": base_c,
+            "depth": depth,
+            **options,
+        }
 
     def check_input(self, x: Tensor) -> None:
         """Raise ``ValueError`` unless ``x`` is a batch of this network's input layout."""
@@ -218,7 +229,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     nn.Module
         ``model`` itself.
     """
-    model.eval()
+    model.train(False)  # evaluation mode
     for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
         names = list(seq._modules)
         for a, b in itertools.pairwise(names):

@@ -297,7 +297,7 @@ def build_model(bundle: Bundle) -> nn.Module:
     _check_state(expected, state, where)
     cast = {k: v.to(expected[k].dtype) for k, v in state.items()}
     model.load_state_dict(cast, strict=True)
-    model.eval()
+    model.train(False)  # evaluation mode
     return model
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from livgui.models.blocks import SegmentationNet, check_positive, resolve_in_channels
+from livgui.models.blocks import SegmentationNet
 from livgui.models.registry import register
 
 __all__ = ["ASPP", "ResUNetPP2D"]
@@ -171,22 +171,16 @@ class ResUNetPP2D(SegmentationNet):
         depth: int = 3,
         context_slices: int | None = None,
     ) -> None:
-        in_ch = resolve_in_channels(in_channels, context_slices)
-        check_positive(base_c=base_c, depth=depth)
         super().__init__(
             arch="resunetpp2d",
             spatial_dims=2,
-            in_channels=in_ch,
+            in_channels=in_channels,
             num_classes=num_classes,
-            size_divisor=2**depth,
-            hparams={
-                "in_channels": in_ch,
-                "num_classes": num_classes,
-                "base_c": base_c,
-                "depth": depth,
-                "context_slices": context_slices,
-            },
+            base_c=base_c,
+            depth=depth,
+            context_slices=context_slices,
         )
+        in_ch = self.in_channels
         w = [base_c * 2**i for i in range(depth + 2)]
         self.stem = _ResidualBlock(in_ch, w[0], stem=True)
         self.encoder = nn.ModuleList(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from livgui.models.blocks import DoubleConv, SegmentationNet, check_positive, resolve_in_channels
+from livgui.models.blocks import DoubleConv, SegmentationNet
 from livgui.models.registry import register
 
 __all__ = ["UNet2D"]
@@ -77,23 +77,17 @@ class UNet2D(SegmentationNet):
         bilinear: bool = True,
         context_slices: int | None = None,
     ) -> None:
-        in_ch = resolve_in_channels(in_channels, context_slices)
-        check_positive(base_c=base_c, depth=depth)
         super().__init__(
             arch="unet2d",
             spatial_dims=2,
-            in_channels=in_ch,
+            in_channels=in_channels,
             num_classes=num_classes,
-            size_divisor=2**depth,
-            hparams={
-                "in_channels": in_ch,
-                "num_classes": num_classes,
-                "base_c": base_c,
-                "depth": depth,
-                "bilinear": bilinear,
-                "context_slices": context_slices,
-            },
+            base_c=base_c,
+            depth=depth,
+            bilinear=bilinear,
+            context_slices=context_slices,
         )
+        in_ch = self.in_channels
         factor = 2 if bilinear else 1
         w = [base_c * 2**i for i in range(depth + 1)]
         self.inc = DoubleConv(in_ch, w[0])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from livgui.models.blocks import DoubleConv, SegmentationNet, check_positive, resolve_in_channels
+from livgui.models.blocks import DoubleConv, SegmentationNet
 from livgui.models.registry import register
 
 __all__ = ["UNet3D"]
@@ -66,21 +66,15 @@ class UNet3D(SegmentationNet):
         base_c: int = 32,
         depth: int = 3,
     ) -> None:
-        in_ch = resolve_in_channels(in_channels, None)
-        check_positive(base_c=base_c, depth=depth)
         super().__init__(
             arch="unet3d",
             spatial_dims=3,
-            in_channels=in_ch,
+            in_channels=in_channels,
             num_classes=num_classes,
-            size_divisor=2**depth,
-            hparams={
-                "in_channels": in_ch,
-                "num_classes": num_classes,
-                "base_c": base_c,
-                "depth": depth,
-            },
+            base_c=base_c,
+            depth=depth,
         )
+        in_ch = self.in_channels
         w = [base_c * 2**i for i in range(depth + 2)]
         self.levels = nn.ModuleList(
             [DoubleConv(in_ch, w[1], w[0], dims=3)]

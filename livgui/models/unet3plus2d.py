@@ -13,11 +13,9 @@ from torch import Tensor, nn
 from livgui.models.blocks import (
     DoubleConv,
     SegmentationNet,
-    check_positive,
     conv_bn_relu,
     crop_to,
     pad_to_multiple,
-    resolve_in_channels,
     upsample,
 )
 from livgui.models.registry import register
@@ -113,24 +111,18 @@ class UNet3Plus2D(SegmentationNet):
         cgm: bool = False,
         context_slices: int | None = None,
     ) -> None:
-        in_ch = resolve_in_channels(in_channels, context_slices)
-        check_positive(base_c=base_c, depth=depth)
         super().__init__(
             arch="unet3plus2d",
             spatial_dims=2,
-            in_channels=in_ch,
+            in_channels=in_channels,
             num_classes=num_classes,
-            size_divisor=2**depth,
-            hparams={
-                "in_channels": in_ch,
-                "num_classes": num_classes,
-                "base_c": base_c,
-                "depth": depth,
-                "deep_supervision": deep_supervision,
-                "cgm": cgm,
-                "context_slices": context_slices,
-            },
+            base_c=base_c,
+            depth=depth,
+            deep_supervision=deep_supervision,
+            cgm=cgm,
+            context_slices=context_slices,
         )
+        in_ch = self.in_channels
         w = [base_c * 2**i for i in range(depth + 1)]
         up_ch = base_c * (depth + 1)
         self.encoder = nn.ModuleList(
