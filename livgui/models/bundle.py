@@ -11,6 +11,7 @@ a *fresh* module so a failure never leaves a half-loaded network behind.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -24,7 +25,8 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as safetensors_load
+from safetensors.torch import save_file
 from torch import nn
 
 from livgui.core.atomicio import sha256_file
@@ -255,11 +257,11 @@ def read_weights(bundle: Bundle) -> dict[str, torch.Tensor]:
     """Verify the hash and header, then read the tensors (CPU)."""
     path = bundle.weights_path
     _check_safetensors_header(path)
-    actual = sha256_file(path)
-    if actual != bundle.weights_sha256:
+    data = path.read_bytes()  # read once: the bytes hashed are the bytes parsed
+    if hashlib.sha256(data).hexdigest() != bundle.weights_sha256:
         raise BundleError(path, "weights do not match the manifest's SHA-256 (file changed?)")
     try:
-        return load_file(str(path), device="cpu")
+        return safetensors_load(data)
     except (SafetensorError, OSError, ValueError) as exc:
         raise _invalid(path, str(exc)) from None
 

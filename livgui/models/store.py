@@ -120,9 +120,11 @@ class ModelStore:
         return sorted({e.name for e in self.entries() if e.bundle is not None})
 
     def find(self, name: str) -> Bundle:
-        """The bundle called ``name`` (a folder path is also accepted)."""
+        """The bundle called ``name``; a path (absolute, or with a separator) to a bundle
+        folder is also accepted.  Installed names win over folders in the working
+        directory, and names may contain dots (``liver_v1.2``)."""
         as_path = Path(name)
-        if as_path.is_dir() or as_path.suffix:
+        if as_path.is_absolute() or (("/" in name or os.sep in name) and as_path.is_dir()):
             return load_bundle(as_path)
         for folder in (self.user, self.bundled):
             candidate = folder / check_name(name)

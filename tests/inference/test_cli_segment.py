@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from livgui.cli.main import run_headless
-from livgui.inference.components import largest_component
 from livgui.models.preprocess import Preprocessing
 from tests.inference.oracles import (
     BODY_HU,
     BONE_HU,
     dice,
     install_oracles,
+    largest_6_connected,
     synthetic_ct,
     temp_store,
 )
@@ -63,7 +63,7 @@ def test_segment_writes_aligned_masks_and_reports(tmp_path, store_env, capsys, o
     assert np.allclose(mask_img.affine, AFFINES[orientation])
     mask = np.asarray(mask_img.dataobj)
     assert mask.dtype == np.uint8 and mask.shape == file_data.shape
-    body = largest_component(file_data > BODY_HU)
+    body = largest_6_connected(file_data > BODY_HU)
     assert dice(mask > 0, body) >= 0.98
     assert dice(mask == 2, (file_data > BONE_HU) & body) >= 0.98
     report = json.loads((out / f"ct_{orientation}.json").read_text())
