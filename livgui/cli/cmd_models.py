@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from livgui.cli.main import emit_json
-from livgui.models.registry import available
-from livgui.models.store import ModelStore
 
 __all__ = ["add_parser", "run"]
 
@@ -55,6 +53,9 @@ def _requests(args: argparse.Namespace) -> tuple[Path | None, str | None]:
 
 def run(args: argparse.Namespace) -> int:
     install, remove = _requests(args)
+    from livgui.models.registry import available  # torch only when the command runs
+    from livgui.models.store import ModelStore
+
     store = ModelStore()
     actions: dict[str, Any] = {}
     if install is not None:

@@ -10,21 +10,23 @@ Progress goes to stderr; a summary JSON to stdout.  Research use only, not for d
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import re
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from livgui import imageio  # looked up at call time (the facade may be patched in tests)
 from livgui.cli.main import emit_json
 from livgui.core.atomicio import atomic_write_bytes
 from livgui.core.metrics import case_metrics, json_safe
 from livgui.core.volume import RESEARCH_NOTICE
-from livgui.inference.cascade import CascadeOptions, Segmenter
-from livgui.models.store import ModelStore
+
+if TYPE_CHECKING:  # torch is imported only when the command runs, never for --help
+    from livgui.inference.cascade import Segmenter
 
 __all__ = ["add_parser", "run"]
 
@@ -55,6 +57,9 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _segmenter(args: argparse.Namespace) -> Segmenter:
+    from livgui.inference.cascade import CascadeOptions, Segmenter
+    from livgui.models.store import ModelStore
+
     if args.model and (args.liver_model or args.lesion_model):
         raise ValueError("give either --model or --liver-model/--lesion-model, not both")
     if not (args.model or args.liver_model):
@@ -119,14 +124,20 @@ class _Bar:
         sys.stderr.flush()
 
 
-def _safe_name(case_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", case_id).strip("._") or "case"
+def _output_names(refs: list[Any]) -> list[str]:
+    """Readable, file-safe output names, unique over every input: two inputs holding a
+    case of the same id (``dsA/liver_0``, ``dsB/liver_0``) never overwrite each other."""
+    readable = [re.sub(r"[^A-Za-z0-9_.-]+", "_", r.case_id).strip("._") or "case" for r in refs]
+    counts = {n: readable.count(n) for n in readable}
+    return [
+        n if counts[n] == 1 else f"{n}_{hashlib.sha256(str(r.image_path).encode()).hexdigest()[:8]}"
+        for n, r in zip(readable, refs, strict=True)
+    ]
 
 
-def _one_case(ref: Any, segmenter: Segmenter, out: Path, label: str) -> dict[str, Any]:
+def _one_case(ref: Any, name: str, segmenter: Segmenter, out: Path, label: str) -> dict[str, Any]:
     case = imageio.load_case(ref)
     result = segmenter.run(case.volume, progress=_Bar(label))
-    name = _safe_name(ref.case_id)
     mask_path = out / f"{name}_pred.nii.gz"
     digest = imageio.save_mask(result.labels, mask_path, like=case.volume)
     report: dict[str, Any] = {
@@ -152,9 +163,11 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     done: list[dict[str, Any]] = []
     failed = 0
-    for i, ref in enumerate(refs, 1):
+    names = _output_names(refs)
+    for i, (ref, name) in enumerate(zip(refs, names, strict=True), 1):
         try:
-            done.append(_one_case(ref, segmenter, args.out, f"[{i}/{len(refs)}] {ref.case_id}"))
+            label = f"[{i}/{len(refs)}] {ref.case_id}"
+            done.append(_one_case(ref, name, segmenter, args.out, label))
         except Exception as exc:  # one bad case never stops the batch
             failed += 1
             log.debug("case failed", exc_info=True)

@@ -143,3 +143,27 @@ def test_models_install_and_remove_subcommands(tmp_path, store_env, capsys):
     assert "needs a bundle FOLDER" in capsys.readouterr().err
     assert run_headless(["models", "install", str(tmp_path / "missing")]) == 1
     assert "no such bundle folder" in capsys.readouterr().err
+
+
+def test_cases_of_the_same_id_in_two_inputs_never_overwrite_each_other(tmp_path, store_env, capsys):
+    for site in ("siteA", "siteB"):
+        (tmp_path / site).mkdir()
+        _write_ct(tmp_path / site / "scan.nii.gz", AFFINES["RAS"])
+    out = tmp_path / "o"
+    argv = ["segment", str(tmp_path / "siteA"), str(tmp_path / "siteB"), "--out", str(out)]
+    assert run_headless([*argv, "--liver-model", "oracle-liver", "--device", "cpu"]) == 0
+    cases = json.loads(capsys.readouterr().out)["cases"]
+    masks = [c["mask"] for c in cases]
+    assert len(cases) == 2 and len(set(masks)) == 2
+    assert all((out / m).exists() for m in masks)
+
+
+def test_help_and_headless_commands_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from livgui.cli.main import build_parser; build_parser(); "
+        "sys.exit(1 if 'torch' in sys.modules else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
