@@ -31,6 +31,7 @@ from livgui.imageio.dicom_decode import DicomStore, check_decodable, read_stored
 from livgui.imageio.dicom_scan import ScanResult, SeriesInfo, SliceHeader, scan_dicom
 from livgui.imageio.dicom_stack import StackGeometry, analyse_stack
 from livgui.imageio.errors import ImageReadError
+from livgui.imageio.layouts_common import choose_series
 
 __all__ = ["ScanResult", "SeriesInfo", "read_dicom_series", "scan_dicom", "series_path"]
 
@@ -47,21 +48,6 @@ def series_path(series: SeriesInfo) -> str:
     if len(series.files) == 1:
         return os.path.dirname(series.files[0]) or "."
     return os.path.commonpath(series.files)
-
-
-def _pick_series(path: str | Path | Sequence[str | Path]) -> SeriesInfo:
-    result = scan_dicom(path)
-    shown = str(path) if isinstance(path, str | Path) else "selected files"
-    candidates = [s for s in result.series if not s.is_localizer] or list(result.series)
-    if not candidates:
-        why = "; ".join(f"{n} {r}" for r, n in result.skip_counts().items())
-        if result.unreadable:
-            why += f"; {len(result.unreadable)} unreadable, e.g. {result.unreadable[0][0]}: {result.unreadable[0][1]}"
-        raise ImageReadError(shown, f"no DICOM image series found ({why or 'no files'})")
-    if len(candidates) > 1:
-        labels = "; ".join(s.label for s in candidates)
-        raise ImageReadError(shown, f"holds {len(candidates)} series, pick one: {labels}")
-    return candidates[0]
 
 
 def _check_uniform(series: SeriesInfo) -> None:
@@ -249,8 +235,10 @@ def read_dicom_series(
     MissingDecoderError
         No installed plugin decodes the series' transfer syntax (names what to install).
     """
-    series = (
-        series_or_path if isinstance(series_or_path, SeriesInfo) else _pick_series(series_or_path)
+    series = (  # the one chooser (layouts_common): localizers never by default
+        series_or_path
+        if isinstance(series_or_path, SeriesInfo)
+        else choose_series(series_or_path)
     )
     where = series_path(series)
     if not series.slices:

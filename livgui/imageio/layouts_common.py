@@ -149,7 +149,7 @@ def choose_series(
     candidates = [s for s in result.series if not s.is_localizer]
     if len(candidates) == 1:
         return candidates[0]
-    if not candidates:
+    if not candidates and not result.series:
         why = ", ".join(f"{n} {r}" for r, n in result.skip_counts().items()) or "no files"
         raise ImageReadError(shown, f"no DICOM image series found ({why})")
     raise SeriesChoiceRequired(shown, result.series)

@@ -155,7 +155,7 @@ def test_row14_two_series_and_localizers_are_listed_never_merged(tmp_path: Path)
     assert len(localizers) == 2
     assert len({s.key for s in series}) == 4
     assert all("localizer" in s.label for s in localizers)
-    with pytest.raises(ImageReadError, match="holds 2 series, pick one"):
+    with pytest.raises(ImageReadError, match="holds 2 image series, pick one"):
         read_dicom_series(tmp_path)
     venous = next(s for s in main if s.description == "venous")
     vol = read_dicom_series(venous)
@@ -420,3 +420,16 @@ def test_row22_executable_looking_preamble_still_loads(tmp_path: Path) -> None:
     assert (tmp_path / "s0.dcm").read_bytes()[:2] == b"MZ"
     vol = read_dicom_series(tmp_path)
     np.testing.assert_array_equal(vol.data, hu)
+
+
+def test_read_dicom_series_asks_for_a_choice_the_gui_can_show(tmp_path):
+    """read_dicom_series uses the one series chooser: SeriesChoiceRequired, not a bare
+    error, so the window can offer its picker."""
+    from livgui.imageio import SeriesChoiceRequired
+    from livgui.imageio.dicom import read_dicom_series
+
+    write_series(tmp_path / "a", phantom_hu(4), series_uid="1.2.3.1")
+    write_series(tmp_path / "b", phantom_hu(5), series_uid="1.2.3.2")
+    with pytest.raises(SeriesChoiceRequired) as info:
+        read_dicom_series(tmp_path)
+    assert len(info.value.series_list) == 2
