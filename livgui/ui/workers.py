@@ -9,11 +9,12 @@ the session itself.  :class:`TaskBar` shows the running task in the status bar.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QThread, Signal
+from PySide6.QtCore import QThread, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from livgui.core.progress import Cancelled, CancelToken
@@ -47,12 +48,25 @@ class Worker(QThread):
         self.description = description
         self.generation = generation
         self.token = CancelToken()
+        self._gate = threading.Event()
         self._last_emit = 0.0
         self._last_fraction = -1.0
+
+    def start(self, *args: Any) -> None:
+        """Start the thread; the function itself begins on the next event-loop turn.
+
+        Callers connect ``succeeded``/``failed``/``ended`` right after ``start()`` returns;
+        a function that finished before those connections existed would emit into the
+        void (signals are not queued for receivers that connect later).  The gate opens
+        from the GUI thread's event loop, after the caller's synchronous code has run.
+        """
+        QTimer.singleShot(0, self._gate.set)
+        super().start(*args)
 
     def cancel(self) -> None:
         """Ask the function to stop at its next cancel check."""
         self.token.cancel()
+        self._gate.set()  # a worker cancelled before its first turn ends at once
 
     @property
     def is_cancelled(self) -> bool:
@@ -70,7 +84,10 @@ class Worker(QThread):
             self.progressed.emit(fraction, message)
 
     def run(self) -> None:
+        self._gate.wait()
         try:
+            if self.token.cancelled:
+                raise Cancelled("cancelled before it started")
             result = self.fn(progress=self._progress, cancel=self.token)
         except Cancelled:
             self.cancelled.emit()

@@ -79,19 +79,27 @@ def test_window_keeps_responding_during_a_load(window, qtbot):
 
 
 def test_a_newer_load_makes_the_older_result_stale(window, qtbot):
-    first = window.start_load(
-        lambda progress, cancel: _slow_load(progress, None, 10, 0.01), "first"
-    )
-    second = window.start_load(
-        lambda progress, cancel: _slow_load(progress, cancel, 2, 0.01), "second"
-    )
+    """The first load ignores cancel and finishes last; its result must not be shown."""
+    import dataclasses
+
+    def load(case_id, steps, honour_cancel):
+        def fn(progress, cancel):
+            loaded = _slow_load(progress, cancel if honour_cancel else None, steps, 0.01)
+            return dataclasses.replace(loaded, case_id=case_id)
+
+        return fn
+
+    shown = []
+    window.case_loaded.connect(lambda *_a: shown.append(window.session.case_id))
+    first = window.start_load(load("first", 30, False), "first")
+    with qtbot.waitSignal(first.progressed, timeout=10000):
+        pass  # the first load is really running when the second one starts
+    window.start_load(load("second", 2, True), "second")
     assert first.is_cancelled
-    with qtbot.waitSignal(window.case_loaded, timeout=20000):
-        pass
-    first.wait()
-    qtbot.waitUntil(lambda: not window.workers, timeout=10000)
-    assert window.session.case_id == "slow"
-    assert second.generation != first.generation
+    qtbot.waitUntil(lambda: not window.workers, timeout=20000)  # both threads finished
+    qtbot.wait(50)  # deliver any queued result of the first worker
+    assert shown == ["second"]
+    assert window.session.case_id == "second"
 
 
 def test_opening_a_missing_path_reports_the_path(window, qtbot, tmp_path):
@@ -201,3 +209,37 @@ def test_real_dicom_load_reports_progress_and_keeps_the_window_responsive(window
     )
     assert len(progress) >= 3
     assert gaps.max() < 1.0, f"event loop stalled for {gaps.max():.3f} s"
+
+
+def test_a_worker_that_fails_at_once_still_reaches_handlers_connected_after_start(qtbot):
+    """Callers connect right after start(); an instant failure must not be lost."""
+    from livgui.ui.workers import Worker
+
+    def boom(progress, cancel):
+        raise ValueError("bad input")
+
+    seen = []
+    for _ in range(50):
+        worker = Worker(boom, "instant failure")
+        worker.start()
+        worker.wait(50)  # give the thread every chance to run before we connect
+        worker.failed.connect(lambda exc: seen.append(str(exc)))
+        with qtbot.waitSignal(worker.ended, timeout=5000):
+            pass
+        worker.wait()
+    assert seen == ["bad input"] * 50
+
+
+def test_results_of_work_started_before_a_newer_case_are_dropped(window, qtbot):
+    import threading
+
+    release = threading.Event()
+    applied = []
+    worker = window.run_task(
+        lambda progress, cancel: release.wait(10) and "old", "old work", applied.append
+    )
+    window.session.bump_generation()  # another case was opened meanwhile
+    with qtbot.waitSignal(worker.ended, timeout=10000):
+        release.set()
+    qtbot.wait(20)
+    assert applied == []
