@@ -9,9 +9,9 @@ a worker thread keeps its own copy of the mask, applies the deltas to it, append
 the journal and, every ``interval_s`` seconds, writes a checkpoint with the SHA-256 of the
 mask and fsyncs.  Every few checkpoints it writes a compacted snapshot (the whole mask,
 zlib-compressed) into a fresh part file and removes the previous part, so the journal
-stays small.  The one whole-mask copy on the caller's thread is made when the journal is
-opened (case open, about 30 ms for 512x512x500), never per autosave; hashing, compression
-and writing all happen in the worker.
+stays small.  The caller's thread never copies the mask: the worker takes its copy when it
+starts (edits made meanwhile are replayed from the queue), and hashing, compression and
+writing all happen in the worker.
 
 File format: an 8-byte magic, then records ``type (u8) | length (u32) | crc32 (u32) |
 payload``.  A record whose length runs past the end of the file or whose CRC fails (a torn
@@ -126,7 +126,7 @@ class Journal:
     case_id
         The case's identifier (stored inside the journal, hashed for the folder name).
     labels
-        The editable mask as it is now (copied once, here).
+        The editable mask (the worker copies it when it starts; see ``_take_mirror``).
     options
         :class:`JournalOptions`.
     on_checkpoint

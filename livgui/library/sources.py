@@ -10,6 +10,8 @@ import os
 import re
 from pathlib import Path
 
+from livgui.core.atomicio import sha256_file
+
 __all__ = ["sanitize_case_id", "source_sha256", "unique_case_id"]
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -18,14 +20,6 @@ _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {
     f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)
 }
 MAX_ID_LENGTH = 64
-
-
-def _file_digest(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def source_sha256(path: str | Path) -> str:
@@ -40,7 +34,7 @@ def source_sha256(path: str | Path) -> str:
     """
     path = Path(path)
     if path.is_file():
-        return _file_digest(path)
+        return sha256_file(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such file or folder")
     outer = hashlib.sha256(b"livgui-folder-v1\n")
@@ -54,7 +48,7 @@ def source_sha256(path: str | Path) -> str:
             entries.append(full)
     for full in sorted(entries, key=lambda p: p.relative_to(path).as_posix()):
         rel = full.relative_to(path).as_posix()
-        line = f"{rel}\t{full.stat().st_size}\t{_file_digest(full)}\n"
+        line = f"{rel}\t{full.stat().st_size}\t{sha256_file(full)}\n"
         outer.update(line.encode("utf-8", "surrogateescape"))
     return outer.hexdigest()
 

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from livgui.core.atomicio import atomic_write_bytes
-from livgui.core.editing import Edit, mask_sha256
+from livgui.core.editing import Edit
 from livgui.core.volume import RESEARCH_NOTICE
 from livgui.library import recovery
 
@@ -238,7 +238,7 @@ class RecoveryFlow(QObject):
         es.apply([edit])
         h.end_step()
         es.claimed.append(info)
-        sha = mask_sha256(h.labels)
+        sha = info.sha256  # recover() verified the mask against it; no GUI-thread hash
         es.audit("recover", journal=str(info.path), steps=info.steps, sha256=sha)
         self.window.notify(f"Recovered {info.steps} autosaved steps: save to keep them", 10000)
         self.recovered.emit(sha)

@@ -18,6 +18,7 @@ from scipy import ndimage
 from livgui.core.editing.delta import Edit
 from livgui.core.editing.tools import Plane, apply_region, class_mask, label_op, plane_axes
 from livgui.core.geometry import Geometry
+from livgui.core.lesions import components
 from livgui.core.volume import LABEL_NAMES, LESION
 
 __all__ = [
@@ -30,13 +31,9 @@ __all__ = [
     "touched_mask",
 ]
 
-_FULL26 = ndimage.generate_binary_structure(3, 3)
-
 
 def _components(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int32], int]:
-    lab = np.zeros(mask.shape, dtype=np.int32)
-    n = ndimage.label(mask, structure=_FULL26, output=lab)
-    return lab, int(n)
+    return components(mask, connectivity=26)  # the lesion table's own labelling
 
 
 def _erase_components(
