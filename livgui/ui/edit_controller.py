@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QObject, QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPen, QPolygonF
 
@@ -99,6 +101,9 @@ class EditController(QObject):
     the tool, label, size or options change (the panel mirrors them)."""
 
     state_changed = Signal()
+    #: a whole-volume operation (island, 3D threshold, components, interpolation) ended;
+    #: its edit was applied (True) or dropped because the mask changed meanwhile (False)
+    operation_done = Signal(bool)
 
     def __init__(self, edits: Any, views: dict[str, Any]) -> None:
         super().__init__(edits)
@@ -266,23 +271,29 @@ class EditController(QObject):
             return
         labels = self.edits.ensure_layer().labels
         if self.tool == "threshold":
-            lo, hi = self.hu_range
-            edit = threshold_fill(
-                labels, vol.data, at, (lo, hi), self.label, three_d=self.threshold_3d
-            )
-            extent = ", 3D" if self.threshold_3d else ""
+            lo, hi, three_d, label = *self.hu_range, self.threshold_3d, self.label
+            extent = ", 3D" if three_d else ""
             name = self._name("Threshold fill", at) + f" ({lo:g}..{hi:g} HU{extent})"
-            self.edits.commit(
-                name, edit, "threshold fill", self.label,
-                hu_range=[lo, hi], three_d=self.threshold_3d,
-            )  # fmt: skip
+
+            def fill(work: np.ndarray) -> Edit:
+                return threshold_fill(work, vol.data, at, (lo, hi), label, three_d=three_d)
+
+            details = {"hu_range": [lo, hi], "three_d": three_d}
+            if three_d:  # a 3D region grows over the whole volume: off the GUI thread
+                self._off_thread(name, fill, "threshold fill", **details)
+            else:
+                self.edits.commit(name, fill(labels), "threshold fill", label, **details)
         elif self.tool == "flood":
             edit = flood_fill_2d(labels, at, self.label)
             self.edits.commit(self._name("Flood fill", at), edit, "flood fill", self.label)
         elif self.tool == "island":
-            edit = remove_island(labels, zyx, self.label)
-            name = self._name("Remove island", at)
-            self.edits.commit(name, edit, "remove island", self.label, voxel=list(zyx))
+            label = self.label
+            self._off_thread(
+                self._name("Remove island", at),
+                lambda work: remove_island(work, zyx, label),
+                "remove island",
+                voxel=list(zyx),
+            )
 
     # polygon --------------------------------------------------------------------------
     def _poly_press(self, view: Any, at: PlanePoint) -> None:
@@ -328,15 +339,20 @@ class EditController(QObject):
 
     # whole-volume operations (buttons) -------------------------------------------------
     def keep_largest(self) -> None:
-        labels = self.edits.ensure_layer().labels
-        edit = keep_largest(labels, self.label)
-        self._commit_op(f"Keep largest {self.label_name}", edit, "keep largest")
+        label = self.label
+        self._off_thread(
+            f"Keep largest {self.label_name}",
+            lambda work: keep_largest(work, label),
+            "keep largest",
+        )
 
     def remove_small(self) -> None:
-        labels = self.edits.ensure_layer().labels
-        edit = remove_small(labels, self.session.volume.geometry, self.label, self.min_island_ml)
-        name = f"Remove {self.label_name} islands under {self.min_island_ml:g} ml"
-        self._commit_op(name, edit, "remove small islands", min_ml=self.min_island_ml)
+        label, ml, geometry = self.label, self.min_island_ml, self.session.volume.geometry
+        name = f"Remove {self.label_name} islands under {ml:g} ml"
+        self._off_thread(
+            name, lambda work: remove_small(work, geometry, label, ml), "remove small islands",
+            min_ml=ml,
+        )  # fmt: skip
 
     def interpolate(self, plane: str | None = None) -> None:
         """Fill the slices between the slices edited on ``plane`` (default: the last edited)."""
@@ -350,13 +366,48 @@ class EditController(QObject):
                 6000,
             )
             return
-        labels = self.edits.ensure_layer().labels
-        edit = interpolate_slices(labels, self.session.volume.geometry, plane, keys, self.label)  # type: ignore[arg-type]
+        geometry, label = self.session.volume.geometry, self.label
         name = f"Interpolate {self.label_name}, {plane} {keys[0] + 1}-{keys[-1] + 1}"
-        self._commit_op(name, edit, "interpolate", plane=plane, key_slices=[k + 1 for k in keys])
+        self._off_thread(
+            name,
+            lambda work: interpolate_slices(work, geometry, plane, keys, label),  # type: ignore[arg-type]
+            "interpolate",
+            plane=plane,
+            key_slices=[k + 1 for k in keys],
+        )
 
-    def _commit_op(self, name: str, edit: Edit, tool: str, **details: Any) -> None:
-        self.edits.commit(name, edit, tool, self.label, **details)
+    def _off_thread(
+        self, name: str, compute: Callable[[np.ndarray], Edit], tool: str, **details: Any
+    ) -> None:
+        """Run a whole-volume tool in a worker on a copy of the mask (labelling 512x512x500
+        takes about a second); its edit is applied and committed on the GUI thread only if
+        the correction did not change meanwhile (the copy may race an edit; the version
+        check rejects exactly those results)."""
+        h = self.edits.ensure_layer()
+        layer = self.edits.layer
+        live, version, label = h.labels, layer.version, self.label
+
+        def run(progress: Any, cancel: Any) -> Edit:
+            return compute(np.array(live, copy=True))
+
+        def done(edit: Edit) -> None:
+            now = self.edits.layer
+            if self.edits.history is not h or now is None or now.version != version:
+                self.edits.window.notify(f"{name}: the mask changed meanwhile; not applied", 6000)
+                self.operation_done.emit(False)
+                return
+            edit.apply(live)
+            self._commit_op(name, edit, tool, label, **details)
+            self.operation_done.emit(True)
+
+        worker = self.edits.window.run_task(run, name, done)
+        worker.failed.connect(lambda exc: self.edits.window.notify(f"{name} failed: {exc}", 8000))
+        worker.failed.connect(lambda _exc: self.operation_done.emit(False))
+
+    def _commit_op(
+        self, name: str, edit: Edit, tool: str, label: int | None = None, **details: Any
+    ) -> None:
+        self.edits.commit(name, edit, tool, self.label if label is None else label, **details)
         note = (
             f"{name}: {edit.changed} voxels changed"
             if edit.changed

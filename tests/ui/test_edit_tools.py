@@ -103,8 +103,9 @@ def test_threshold_fill_fills_the_connected_region_in_range(ew, qtbot):
     dice = 2 * np.sum(got & target) / (got.sum() + target.sum())
     assert dice > 0.9 and corr(ew)[21].sum() == 0  # in-slice only
     c.set_option(threshold_3d=True)
-    click(qtbot, ew.views["axial"], LIVER_C)
-    assert corr(ew)[21].sum() > 0
+    with qtbot.waitSignal(c.operation_done, timeout=10000) as done:
+        click(qtbot, ew.views["axial"], LIVER_C)  # 3D: computed in a worker
+    assert done.args == [True] and corr(ew)[21].sum() > 0
 
 
 def test_flood_fill_closes_a_hole(ew, qtbot):
@@ -145,17 +146,48 @@ def test_components_remove_island_keep_largest_remove_small(ew, qtbot):
     for zyx in [(22, 10, 80), (22, 80, 80), (22, 85, 20)]:
         drag(qtbot, view, [zyx])
     lab = corr(ew)
-    ew.edit_controller.set_tool("island")
-    click(qtbot, view, (22, 10, 80))
+    c = ew.edit_controller
+    c.set_tool("island")
+    with qtbot.waitSignal(c.operation_done, timeout=10000):
+        click(qtbot, view, (22, 10, 80))
     assert lab[22, 10, 80] == 0 and lab[22, 80, 80] == 1
-    ew.edit_controller.min_island_ml = 0.05
-    ew.edit_controller.remove_small()
+    c.min_island_ml = 0.05
+    with qtbot.waitSignal(c.operation_done, timeout=10000):
+        c.remove_small()
     assert lab[22, 80, 80] == 0 and lab[22, 85, 20] == 0 and lab[LIVER_C] == 1
-    ew.edit_controller.set_tool("brush")
+    c.set_tool("brush")
     drag(qtbot, view, [(22, 10, 80)])
     button = ew.edit_panel.findChild(QPushButton, "keep_largest")
-    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(c.operation_done, timeout=10000):
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
     assert lab[22, 10, 80] == 0 and lab[LIVER_C] == 1
+
+
+def test_a_whole_volume_result_that_raced_an_edit_is_not_applied(ew, qtbot, monkeypatch):
+    import threading
+
+    from livgui.ui import edit_controller
+
+    start(ew, "brush", start_from="reference", size=3.0)
+    view = ew.views["axial"]
+    show_slice(ew, "axial", (22, 10, 80))
+    drag(qtbot, view, [(22, 10, 80)])
+    release = threading.Event()
+    real = edit_controller.keep_largest
+
+    def slow(*args, **kwargs):
+        release.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(edit_controller, "keep_largest", slow)
+    c = ew.edit_controller
+    with qtbot.waitSignal(c.operation_done, timeout=10000) as done:
+        c.keep_largest()
+        drag(qtbot, view, [(22, 80, 80)])  # the user keeps painting meanwhile
+        release.set()
+    assert done.args == [False]
+    lab = corr(ew)
+    assert lab[22, 10, 80] == 1 and lab[22, 80, 80] == 1  # both islands still there
 
 
 def test_interpolation_between_edited_slices(ew, qtbot):
@@ -166,7 +198,8 @@ def test_interpolation_between_edited_slices(ew, qtbot):
         drag(qtbot, view, [(z, 60, 58), (z, 60, 62)])
     lab = corr(ew)
     assert lab[13].sum() == 0
-    ew.edit_controller.interpolate()
+    with qtbot.waitSignal(ew.edit_controller.operation_done, timeout=10000):
+        ew.edit_controller.interpolate()
     for z in range(11, 16):
         assert lab[z, 60, 60] == 2
     assert lab[9].sum() == 0 and lab[17].sum() == 0
