@@ -236,6 +236,10 @@ def test_label_overlay_never_copies_the_volume(phantom_window):
         w.views["axial"].repaint()
     cache = w.views["axial"]._caches["reference"]
     assert len(cache._items) <= cache.capacity
+    arrays = [a for a in cache._items.values() if isinstance(a, np.ndarray)]
+    assert arrays and all(a.ndim == 2 for a in arrays)  # rendered slices, not volumes
+    volume_bytes = w.session.layer("reference").labels.data.nbytes
+    assert sum(a.nbytes for a in arrays) < volume_bytes
 
 
 def test_layer_data_change_redraws(phantom_window):
