@@ -3,9 +3,8 @@ audit lines, review status in the case list, effort, training flag (library case
 
 from __future__ import annotations
 
-import re
-
 import errno
+import re
 from pathlib import Path
 
 import numpy as np
