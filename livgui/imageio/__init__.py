@@ -128,14 +128,27 @@ def load_mask(
             case = datasets.load_case(refs[0], cancel=cancel)
             if case.reference is None:
                 raise ImageReadError(p, "this case has no reference mask")
-            if like is not None and case.reference.geometry.shape != like.shape:
-                raise ImageReadError(
-                    p,
-                    f"reference shape {case.reference.geometry.shape} does not match the "
-                    f"image shape {like.shape}",
-                )
-            return case.reference
+            return _on_grid_of(p, case.reference, like)
     return layouts_files.read_mask(p, like, keep=keep, cancel=cancel)
+
+
+def _on_grid_of(path: Path, labels: LabelMap, like: Volume | None) -> LabelMap:
+    """``labels`` checked against ``like`` the way every mask reader does: shapes must
+    match; spacing/origin/direction differences become warnings; the result lies on
+    ``like``'s grid."""
+    if like is None:
+        return labels
+    from dataclasses import replace
+
+    from livgui.core.volume import LabelMap
+    from livgui.imageio.maskcheck import check_mask_shape, geometry_mismatch
+
+    check_mask_shape(path, labels.data.shape, like)
+    notes = tuple(geometry_mismatch(like, labels.geometry))
+    source = labels.source
+    if source is not None and notes:
+        source = replace(source, warnings=(*source.warnings, *notes))
+    return LabelMap(labels.data, like.geometry, labels.name, source)
 
 
 def save_mask(labels: LabelMap, path: str | Path, like: Volume) -> str:

@@ -182,3 +182,27 @@ def test_unreadable_mask_names_the_file(tmp_path):
     (tmp_path / "notes.txt").write_text("not a mask")
     with pytest.raises(ImageReadError, match=r"notes\.txt: not a mask"):
         load_mask(tmp_path / "notes.txt", vol)
+
+
+def test_a_case_folder_reference_on_another_grid_is_warned_and_put_on_the_image_grid(tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    from livgui.core import Geometry, Volume
+
+    vol, ref = make_phantom((6, 24, 24))
+    case = tmp_path / "case"
+    case.mkdir()
+    aff = np.diag([-0.8, -0.8, 2.5, 1.0])
+    nib.save(nib.Nifti1Image(np.transpose(vol.data, (2, 1, 0)), aff), case / "volume-1.nii")
+    other = aff.copy()
+    other[:3, 3] = (30.0, 0.0, 0.0)  # same shape, shifted 30 mm
+    seg = np.transpose(ref.data, (2, 1, 0))
+    nib.save(nib.Nifti1Image(seg, other), case / "segmentation-1.nii")
+    image = load_image(case / "volume-1.nii")
+    mask = load_mask(case, like=image)
+    assert mask.geometry is image.geometry
+    assert any("origin" in w for w in mask.source.warnings)
+    shorter = Volume(image.data[:-1], Geometry(image.data[:-1].shape, image.geometry.affine))
+    with pytest.raises(ImageReadError, match="shape"):
+        load_mask(case, like=shorter)
