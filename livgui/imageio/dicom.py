@@ -236,9 +236,7 @@ def read_dicom_series(
         No installed plugin decodes the series' transfer syntax (names what to install).
     """
     series = (  # the one chooser (layouts_common): localizers never by default
-        series_or_path
-        if isinstance(series_or_path, SeriesInfo)
-        else choose_series(series_or_path)
+        series_or_path if isinstance(series_or_path, SeriesInfo) else choose_series(series_or_path)
     )
     where = series_path(series)
     if not series.slices:
